@@ -1,0 +1,166 @@
+//! The in-memory reference store: a `HashMap` behind a std `Mutex`.
+//!
+//! The lock is a std `Mutex`, not tokio's: it is held only for a map operation and
+//! never across an `.await`, so it cannot block the runtime. The store also checks
+//! the contract the engine must keep: a counter read with `get` or a value
+//! incremented is an error, as it would corrupt a real Spin backend.
+
+use super::{Store, StoreError, StoreResult, MAX_KEY_LEN, MAX_VALUE_LEN};
+use std::collections::HashMap;
+use std::future::{ready, Future};
+use std::sync::Mutex;
+
+#[derive(Debug, Clone)]
+enum Entry {
+    Value(Vec<u8>),
+    Counter(i64),
+}
+
+/// A store kept in process memory; the reference every other store is tested against.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    map: Mutex<HashMap<String, Entry>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many keys are held (values and counters).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every key held, sorted: for tests that look for leftovers.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.lock().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        // A panic while holding the lock cannot leave the map half-updated (every
+        // critical section is a single map call), so a poisoned lock is still usable.
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get_now(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        match self.lock().get(key) {
+            None => Ok(None),
+            Some(Entry::Value(v)) => Ok(Some(v.clone())),
+            Some(Entry::Counter(_)) => Err(misuse("get", key)),
+        }
+    }
+
+    fn set_now(&self, key: &str, value: &[u8]) -> StoreResult<()> {
+        check_key(key)?;
+        if value.len() > MAX_VALUE_LEN {
+            return Err(StoreError(format!("value for {key} is over 1 MiB")));
+        }
+        let mut map = self.lock();
+        if let Some(Entry::Counter(_)) = map.get(key) {
+            return Err(misuse("set", key));
+        }
+        map.insert(key.to_owned(), Entry::Value(value.to_vec()));
+        Ok(())
+    }
+
+    fn increment_now(&self, key: &str, delta: i64) -> StoreResult<i64> {
+        check_key(key)?;
+        let mut map = self.lock();
+        let entry = map.entry(key.to_owned()).or_insert(Entry::Counter(0));
+        match entry {
+            Entry::Counter(n) => {
+                *n = n
+                    .checked_add(delta)
+                    .ok_or_else(|| StoreError(format!("counter {key} overflows")))?;
+                Ok(*n)
+            }
+            Entry::Value(_) => Err(misuse("increment", key)),
+        }
+    }
+}
+
+fn check_key(key: &str) -> StoreResult<()> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(StoreError(format!("key of {} bytes", key.len())));
+    }
+    Ok(())
+}
+
+fn misuse(op: &str, key: &str) -> StoreError {
+    StoreError(format!("{op} on {key} mixes counters and values"))
+}
+
+impl Store for MemoryStore {
+    fn get(&self, key: &str) -> impl Future<Output = StoreResult<Option<Vec<u8>>>> + Send {
+        ready(self.get_now(key))
+    }
+
+    fn get_many(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = StoreResult<Vec<Option<Vec<u8>>>>> + Send {
+        ready(keys.iter().map(|k| self.get_now(k)).collect())
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> impl Future<Output = StoreResult<()>> + Send {
+        ready(self.set_now(key, value))
+    }
+
+    fn delete(&self, key: &str) -> impl Future<Output = StoreResult<()>> + Send {
+        self.lock().remove(key);
+        ready(Ok(()))
+    }
+
+    fn delete_many(&self, keys: &[String]) -> impl Future<Output = StoreResult<()>> + Send {
+        let mut map = self.lock();
+        for k in keys {
+            map.remove(k);
+        }
+        ready(Ok(()))
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> impl Future<Output = StoreResult<i64>> + Send {
+        ready(self.increment_now(key, delta))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+
+    #[test]
+    fn counters_and_values_do_not_mix() {
+        let s = MemoryStore::new();
+        block_on(async {
+            assert_eq!(s.increment("c", 2).await.unwrap(), 2);
+            assert_eq!(s.increment("c", 0).await.unwrap(), 2);
+            assert!(s.get("c").await.is_err());
+            assert!(s.set("c", b"x").await.is_err());
+            s.set("v", b"x").await.unwrap();
+            assert!(s.increment("v", 1).await.is_err());
+            assert_eq!(s.get("v").await.unwrap(), Some(b"x".to_vec()));
+            s.delete_many(&["v".into(), "c".into()]).await.unwrap();
+            assert!(s.is_empty());
+        });
+    }
+
+    #[test]
+    fn rejects_oversized_keys_and_values() {
+        let s = MemoryStore::new();
+        block_on(async {
+            assert!(s.set(&"k".repeat(MAX_KEY_LEN + 1), b"").await.is_err());
+            assert!(s.set("k", &vec![0; MAX_VALUE_LEN + 1]).await.is_err());
+            assert!(s.get("k").await.unwrap().is_none());
+        });
+    }
+}

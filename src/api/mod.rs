@@ -1,14 +1,28 @@
-//! Transport-agnostic HTTP: one `Api::handle` for every host.
+//! Transport-agnostic HTTP: one [`Api::handle`] for every host.
 //!
 //! Hosts read the request body with the limit [`Api::body_limit`] gives them
 //! (refusing before buffering with [`Api::payload_too_large`]), call
-//! [`Api::handle`], call `Store::flush` when [`Api::handle`] says the request
-//! wrote, and send the response.
+//! [`Api::handle`] and send the response. `handle` makes the request's writes
+//! durable itself ([`Store::flush`]) before it answers a successful request that
+//! may have written, so a 2xx always means durable; hosts need not flush.
+//!
+//! Layout: `router` (segments, query strings, methods), `error` (the one mapping
+//! of failures to statuses and JSON bodies), `json`, `ops` (`/healthz`,
+//! `/__heartbeat__`) and `v1` (the primary API; its wire format is written down
+//! in `docs/api-v1.md`).
+
+mod error;
+mod json;
+mod ops;
+mod router;
+mod v1;
 
 use crate::engine::{Engine, Env};
+use crate::model::{Name, NameError};
 use crate::store::Store;
 use bytes::Bytes;
-use http::{Request, Response};
+use error::ApiError;
+use http::{Method, Request, Response};
 
 /// Options of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -29,12 +43,15 @@ impl Default for ApiConfig {
 pub struct Api<S, E> {
     engine: Engine<S, E>,
     config: ApiConfig,
+    /// The validated namespace (an invalid one answers every v1 request with 500).
+    ns: Result<Name, NameError>,
 }
 
 impl<S: Store, E: Env> Api<S, E> {
     /// Serves `engine` with `config`.
     pub fn new(engine: Engine<S, E>, config: ApiConfig) -> Self {
-        Self { engine, config }
+        let ns = Name::new(&config.namespace);
+        Self { engine, config, ns }
     }
 
     /// The engine behind this API.
@@ -42,31 +59,417 @@ impl<S: Store, E: Env> Api<S, E> {
         &self.engine
     }
 
+    /// The configuration this API serves with.
+    pub fn config(&self) -> &ApiConfig {
+        &self.config
+    }
+
     /// Most body bytes a request to `parts` may carry; hosts refuse more before
-    /// buffering it.
-    pub fn body_limit(&self, _parts: &http::request::Parts) -> usize {
-        let _ = &self.config;
-        crate::model::MAX_BODY_LEN
+    /// buffering it: 4 MiB plus slack for single-message routes, 16 MiB for batch
+    /// sends, 256 KiB for the receipt routes and 64 KiB for everything else.
+    pub fn body_limit(&self, parts: &http::request::Parts) -> usize {
+        match router::raw_segments(parts.uri.path()).as_deref() {
+            Some(["v1", rest @ ..]) => v1::body_limit(&parts.method, rest),
+            _ => v1::SMALL_BODY_LIMIT,
+        }
     }
 
     /// The response for a body over `limit` bytes.
     pub fn payload_too_large(limit: usize) -> Response<Bytes> {
-        let body = format!(
-            "{{\"error\":{{\"code\":\"payload_too_large\",\"message\":\"request body is over {limit} bytes\"}}}}"
-        );
-        Response::builder()
-            .status(413)
-            .header("content-type", "application/json")
-            .body(Bytes::from(body))
-            .unwrap_or_default()
+        ApiError::new(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body is over {limit} bytes"),
+        )
+        .into_response()
     }
 
-    /// Answers one request.
+    /// Answers one request. Never panics; every failure is a JSON error response.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
-        let _ = req;
-        Response::builder()
-            .status(501)
-            .body(Bytes::new())
-            .unwrap_or_default()
+        let (parts, body) = req.into_parts();
+        let limit = self.body_limit(&parts);
+        if body.len() > limit {
+            return Self::payload_too_large(limit);
+        }
+        let mut res = match self.route(&parts, body).await {
+            Ok(res) => res,
+            Err(e) => e.into_response(),
+        };
+        let wrote = !matches!(parts.method, Method::GET | Method::HEAD);
+        if wrote && res.status().is_success() {
+            if let Err(e) = self.engine.store().flush().await {
+                res = ApiError::from(crate::engine::Error::from(e)).into_response();
+            }
+        }
+        if parts.method == Method::HEAD {
+            *res.body_mut() = Bytes::new();
+        }
+        res
+    }
+
+    async fn route(
+        &self,
+        parts: &http::request::Parts,
+        body: Bytes,
+    ) -> Result<Response<Bytes>, ApiError> {
+        let path = parts.uri.path();
+        let Some(segs) = router::raw_segments(path) else {
+            return Err(ApiError::no_route(path));
+        };
+        match segs.as_slice() {
+            ["healthz"] => ops::healthz(&parts.method, self.engine.store()).await,
+            ["__heartbeat__"] => ops::heartbeat(&parts.method),
+            ["v1", rest @ ..] => {
+                let ns = self.ns.as_ref().map_err(|e| {
+                    ApiError::internal(format!("the configured namespace is invalid: {e}"))
+                })?;
+                let cx = v1::Cx {
+                    engine: &self.engine,
+                    ns,
+                    parts,
+                };
+                v1::handle(&cx, rest, body).await
+            }
+            _ => Err(ApiError::no_route(path)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Routing, limits and input checks: everything here is refused or answered
+    //! before the engine is called, so it runs without an engine implementation.
+
+    use super::*;
+    use crate::model::Millis;
+    use crate::store::MemoryStore;
+    use futures::executor::block_on;
+    use std::future::{ready, Future};
+
+    struct FixedEnv;
+    impl Env for FixedEnv {
+        fn now(&self) -> Millis {
+            1_700_000_000_000
+        }
+        fn random(&self) -> u64 {
+            4
+        }
+        fn sleep(&self, _millis: u64) -> impl Future<Output = ()> + Send {
+            ready(())
+        }
+    }
+
+    fn api() -> Api<MemoryStore, FixedEnv> {
+        Api::new(
+            Engine::new(MemoryStore::new(), FixedEnv),
+            ApiConfig::default(),
+        )
+    }
+
+    fn req(method: &str, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> Request<Bytes> {
+        let mut b = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(Bytes::copy_from_slice(body)).unwrap()
+    }
+
+    fn call(r: Request<Bytes>) -> (u16, serde_json::Value, Response<Bytes>) {
+        let res = block_on(api().handle(r));
+        let v = serde_json::from_slice(res.body()).unwrap_or(serde_json::Value::Null);
+        (res.status().as_u16(), v, res)
+    }
+
+    fn code(method: &str, uri: &str, body: &[u8]) -> (u16, String) {
+        let (s, v, _) = call(req(method, uri, &[], body));
+        (s, v["error"]["code"].as_str().unwrap_or("").to_owned())
+    }
+
+    #[test]
+    fn heartbeat_and_health() {
+        let (s, _, res) = call(req("GET", "/__heartbeat__", &[], b""));
+        assert_eq!(s, 200);
+        assert_eq!(&res.body()[..], b"OK");
+        let (s, _, res) = call(req("HEAD", "/__heartbeat__", &[], b""));
+        assert_eq!(s, 200);
+        assert!(res.body().is_empty());
+        let (s, v, _) = call(req("GET", "/healthz", &[], b""));
+        assert_eq!(s, 200);
+        assert_eq!(v["status"], "ok");
+        assert_eq!(v["store"], "ok");
+        assert_eq!(
+            code("POST", "/healthz", b""),
+            (405, "method_not_allowed".into())
+        );
+    }
+
+    #[test]
+    fn unknown_routes_are_404_json() {
+        for uri in [
+            "/",
+            "/v2/queues",
+            "/v1",
+            "/v1/queue",
+            "/v1/queues/q/nope",
+            "/v1/queues/q/messages/a/b",
+        ] {
+            assert_eq!(code("GET", uri, b""), (404, "not_found".into()), "{uri}");
+        }
+        let deep = "/v1".repeat(1000);
+        assert_eq!(code("GET", &deep, b"").0, 404);
+    }
+
+    #[test]
+    fn wrong_methods_are_405_with_allow() {
+        let cases = [
+            ("POST", "/v1/queues", "GET, HEAD"),
+            ("POST", "/v1/queues/q", "GET, HEAD, PUT, DELETE"),
+            ("GET", "/v1/queues/q/purge", "POST"),
+            ("DELETE", "/v1/queues/q/messages", "GET, HEAD, POST"),
+            ("GET", "/v1/queues/q/messages/batch", "POST"),
+            ("POST", "/v1/queues/q/messages/x", "GET, HEAD, PUT, DELETE"),
+            ("GET", "/v1/queues/q/pop", "POST"),
+            ("GET", "/v1/queues/q/receive", "POST"),
+            ("PUT", "/v1/queues/q/ack", "POST"),
+            ("GET", "/v1/queues/q/nack", "POST"),
+            ("DELETE", "/v1/queues/q/extend", "POST"),
+        ];
+        for (m, uri, allow) in cases {
+            let (s, v, res) = call(req(m, uri, &[], b""));
+            assert_eq!(s, 405, "{m} {uri}");
+            assert_eq!(v["error"]["code"], "method_not_allowed");
+            assert_eq!(res.headers()[http::header::ALLOW], allow, "{m} {uri}");
+        }
+    }
+
+    #[test]
+    fn bad_names_are_400_naming_the_rule() {
+        let long = format!("/v1/queues/{}", "a".repeat(81));
+        for (uri, rule) in [
+            ("/v1/queues/", "empty"),
+            (long.as_str(), "limit is 80"),
+            ("/v1/queues/a%20b", "only A-Z"),
+            ("/v1/queues/a%2Fb", "only A-Z"),
+            ("/v1/queues/%C3%A9", "only A-Z"),
+        ] {
+            let (s, v, _) = call(req("PUT", uri, &[], b""));
+            assert_eq!(s, 400, "{uri}");
+            assert_eq!(v["error"]["code"], "invalid_name");
+            let msg = v["error"]["message"].as_str().unwrap();
+            assert!(msg.contains(rule), "{uri}: {msg}");
+        }
+        assert_eq!(code("GET", "/v1/queues/%FF", b"").1, "invalid_path");
+    }
+
+    #[test]
+    fn queue_config_is_checked_before_the_engine() {
+        assert_eq!(
+            code("PUT", "/v1/queues/q", b"{"),
+            (400, "invalid_json".into())
+        );
+        assert_eq!(
+            code("PUT", "/v1/queues/q", b"[]"),
+            (400, "invalid_body".into())
+        );
+        let (s, v, _) = call(req("PUT", "/v1/queues/q", &[], br#"{"partitons":2}"#));
+        assert_eq!(s, 400);
+        assert_eq!(v["error"]["code"], "invalid_body");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("partitons"));
+        let (s, v, _) = call(req("PUT", "/v1/queues/q", &[], br#"{"delay":"soon"}"#));
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (400, Some("invalid_body"))
+        );
+        let (s, v, _) = call(req("PUT", "/v1/queues/q", &[], br#"{"delay":100000}"#));
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (400, Some("invalid_value"))
+        );
+        assert!(v["error"]["message"].as_str().unwrap().contains("delay"));
+        assert_eq!(code("PUT", "/v1/queues/q?x=1", b"").1, "invalid_query");
+    }
+
+    #[test]
+    fn query_parameters_are_checked_before_the_engine() {
+        for uri in [
+            "/v1/queues?limit=0",
+            "/v1/queues?limit=1001",
+            "/v1/queues?limit=ten",
+            "/v1/queues?details=maybe",
+            "/v1/queues?prefix=a/b",
+            "/v1/queues?bogus=1",
+            "/v1/queues/q/messages?limit=0",
+            "/v1/queues/q/messages?order=up",
+            "/v1/queues/q/messages?after=nope",
+        ] {
+            assert_eq!(
+                code("GET", uri, b""),
+                (400, "invalid_query".into()),
+                "{uri}"
+            );
+        }
+        for uri in [
+            "/v1/queues/q/pop?count=0",
+            "/v1/queues/q/pop?count=101",
+            "/v1/queues/q/receive?count=101",
+            "/v1/queues/q/receive?wait=21",
+            "/v1/queues/q/receive?visibility_timeout=-1",
+        ] {
+            assert_eq!(
+                code("POST", uri, b""),
+                (400, "invalid_query".into()),
+                "{uri}"
+            );
+        }
+        assert_eq!(
+            code(
+                "POST",
+                "/v1/queues/q/receive?visibility_timeout=999999",
+                b""
+            ),
+            (400, "invalid_value".into())
+        );
+        assert_eq!(
+            code("DELETE", "/v1/queues/q?if_empty=yes", b"").1,
+            "invalid_query"
+        );
+    }
+
+    #[test]
+    fn send_headers_are_checked_before_the_engine() {
+        let uri = "/v1/queues/q/messages";
+        for (h, v, expect) in [
+            ("edgeq-delay", "soon", "invalid_header"),
+            ("edgeq-delay", "-1", "invalid_header"),
+            ("edgeq-delay", "901", "invalid_value"),
+            ("edgeq-ttl", "0", "invalid_value"),
+            ("edgeq-ttl", "1e3", "invalid_header"),
+            ("edgeq-partition", "200", "invalid_header"),
+            ("idempotency-key", "a b", "invalid_header"),
+        ] {
+            let (s, body, _) = call(req("POST", uri, &[(h, v)], b"x"));
+            assert_eq!(s, 400, "{h}: {v}");
+            assert_eq!(body["error"]["code"], expect, "{h}: {v}");
+        }
+        let big = vec![b'a'; crate::model::MAX_BODY_LEN + 1];
+        assert_eq!(code("POST", uri, &big), (413, "message_too_large".into()));
+    }
+
+    #[test]
+    fn bodies_over_the_route_limit_are_refused() {
+        let a = api();
+        let parts = |m: &str, uri: &str| req(m, uri, &[], b"").into_parts().0;
+        let single = a.body_limit(&parts("POST", "/v1/queues/q/messages"));
+        assert!(single > crate::model::MAX_BODY_LEN);
+        let id = crate::model::MessageId::new(1, 0, 1);
+        assert_eq!(
+            a.body_limit(&parts("PUT", &format!("/v1/queues/q/messages/{id}"))),
+            single
+        );
+        assert!(a.body_limit(&parts("POST", "/v1/queues/q/messages/batch")) >= 16 << 20);
+        assert_eq!(a.body_limit(&parts("PUT", "/v1/queues/q")), 64 << 10);
+        assert_eq!(a.body_limit(&parts("GET", "/nope")), 64 << 10);
+        let (s, v, _) = call(req("PUT", "/v1/queues/q", &[], &vec![b' '; (64 << 10) + 1]));
+        assert_eq!(s, 413);
+        assert_eq!(v["error"]["code"], "payload_too_large");
+    }
+
+    #[test]
+    fn batch_and_receipt_bodies_are_checked_before_the_engine() {
+        let batch = "/v1/queues/q/messages/batch";
+        assert_eq!(code("POST", batch, b"{\"messages\":[]}").1, "invalid_body");
+        assert_eq!(
+            code("POST", batch, b"{\"messages\":[{}]}").1,
+            "invalid_body"
+        );
+        assert_eq!(code("POST", batch, b"{\"msgs\":[]}").1, "invalid_body");
+        assert_eq!(code("POST", batch, b"not json").1, "invalid_json");
+        let many = format!(
+            "{{\"messages\":[{}]}}",
+            vec!["{\"body\":\"x\"}"; 1001].join(",")
+        );
+        assert_eq!(
+            code("POST", batch, many.as_bytes()),
+            (400, "too_many_entries".into())
+        );
+        let ack = "/v1/queues/q/ack";
+        assert_eq!(code("POST", ack, b"{\"receipts\":[]}").1, "invalid_body");
+        assert_eq!(code("POST", ack, b"").1, "invalid_json");
+        assert_eq!(
+            code("POST", ack, b"{\"receipts\":[\"nope\"]}"),
+            (400, "invalid_receipt".into())
+        );
+        assert_eq!(
+            code(
+                "POST",
+                "/v1/queues/q/nack",
+                b"{\"receipts\":[\"r1.0.1.1\"],\"delay\":901}"
+            )
+            .1,
+            "invalid_value"
+        );
+        assert_eq!(
+            code(
+                "POST",
+                "/v1/queues/q/extend",
+                b"{\"receipts\":[\"r1.0.1.1\"]}"
+            )
+            .1,
+            "invalid_body"
+        );
+        assert_eq!(
+            code("GET", "/v1/queues/q/messages/nope", b"").1,
+            "invalid_message_id"
+        );
+    }
+
+    #[test]
+    fn a_bad_namespace_is_a_server_error_not_a_panic() {
+        let a = Api::new(
+            Engine::new(MemoryStore::new(), FixedEnv),
+            ApiConfig {
+                namespace: "bad ns".into(),
+            },
+        );
+        let res = block_on(a.handle(req("GET", "/v1/queues", &[], b"")));
+        assert_eq!(res.status(), 500);
+    }
+
+    #[test]
+    fn hostile_inputs_never_panic() {
+        let junk: [&[u8]; 6] = [
+            b"",
+            b"\0",
+            b"\xff\xfe{",
+            b"{\"messages\":null}",
+            b"[[[[[[",
+            b"{\"receipts\":[1,2]}",
+        ];
+        let uris = [
+            "/v1/queues/q",
+            "/v1/queues/q/messages/batch",
+            "/v1/queues/q/ack",
+            "/v1/queues/q/nack",
+            "/v1/queues/q/extend",
+            "/v1/queues/%00/pop?count=%FF",
+            "/v1/queues/q/receive?wait=99999999999999999999999",
+        ];
+        for uri in uris {
+            for body in junk {
+                let (s, v, _) = call(req("POST", uri, &[], body));
+                assert!((400..500).contains(&s), "{uri}: {s}");
+                assert!(v["error"]["code"].is_string(), "{uri}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_handler_future_is_send() {
+        fn is_send<T: Send>(_: &T) {}
+        let a = api();
+        is_send(&a.handle(req("GET", "/healthz", &[], b"")));
     }
 }

@@ -19,3 +19,6 @@ pub mod api;
 pub mod engine;
 pub mod model;
 pub mod store;
+
+#[cfg(target_arch = "wasm32")]
+mod spin;

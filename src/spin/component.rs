@@ -1,0 +1,119 @@
+//! The `wasi:http/incoming-handler` export: one request, one fresh instance.
+
+use super::{SpinEnv, SpinStore};
+use crate::api::{Api, ApiConfig};
+use crate::engine::Engine;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
+use spin_sdk::http_component;
+use spin_sdk::wit::wasi::config::store as config;
+
+/// Configuration variables the component reads (declared in `spin.toml`), with
+/// the value used when the host has none.
+const NAMESPACE: (&str, &str) = ("namespace", "default");
+
+#[http_component]
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    let response = answer(req).await;
+    send(out, response).await;
+}
+
+/// The response to `req`.
+async fn answer(req: IncomingRequest) -> http::Response<Bytes> {
+    let parts = match parts(&req) {
+        Ok(parts) => parts,
+        Err(message) => return error(400, "bad_request", &message),
+    };
+    let store = match SpinStore::open() {
+        Ok(store) => store,
+        Err(e) => return error(503, "store_unavailable", &e.to_string()),
+    };
+    let config = ApiConfig {
+        namespace: variable(NAMESPACE),
+    };
+    let api = Api::new(Engine::new(store, SpinEnv), config);
+
+    let limit = api.body_limit(&parts);
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Api::<SpinStore, SpinEnv>::payload_too_large(limit);
+    }
+    let body = match read_body(req, limit).await {
+        Ok(Some(body)) => body,
+        Ok(None) => return Api::<SpinStore, SpinEnv>::payload_too_large(limit),
+        Err(message) => return error(400, "bad_request", &message),
+    };
+    api.handle(http::Request::from_parts(parts, body)).await
+}
+
+/// Method, target and headers of `req`, as `http` types.
+fn parts(req: &IncomingRequest) -> Result<http::request::Parts, String> {
+    let method = req.method().to_string();
+    let target = req.path_with_query().unwrap_or_else(|| "/".into());
+    let mut builder = http::Request::builder()
+        .method(method.as_str())
+        .uri(target.as_str());
+    for (name, value) in req.headers().entries() {
+        builder = builder.header(name, value);
+    }
+    let (parts, ()) = builder.body(()).map_err(|e| e.to_string())?.into_parts();
+    Ok(parts)
+}
+
+/// The body of `req`, or `None` as soon as it is over `limit` bytes (the rest is
+/// never read).
+async fn read_body(req: IncomingRequest, limit: usize) -> Result<Option<Bytes>, String> {
+    let mut stream = std::pin::pin!(req.into_body_stream());
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| format!("reading the request body: {e}"))?;
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(Bytes::from(body)))
+}
+
+/// Sends `response` through `out`.
+async fn send(out: ResponseOutparam, response: http::Response<Bytes>) {
+    let (parts, body) = response.into_parts();
+    let fields = Fields::new();
+    for (name, value) in &parts.headers {
+        // The host refuses headers it owns (e.g. `connection`): drop just those.
+        let _ = fields.append(name.as_str(), value.as_bytes());
+    }
+    let outgoing = OutgoingResponse::new(fields);
+    // `http::StatusCode` is always in 100..=999, which wasi:http accepts.
+    let _ = outgoing.set_status_code(parts.status.as_u16());
+    let mut sink = outgoing.take_body();
+    out.set(outgoing);
+    if !body.is_empty() {
+        // An error here means the client went away: there is no one left to tell.
+        let _ = sink.send(body.to_vec()).await;
+    }
+    // Dropping the sink finishes the body.
+}
+
+/// The configuration variable `name`, or `default` when it is unset or empty.
+fn variable((name, default): (&str, &str)) -> String {
+    match config::get(name) {
+        Ok(Some(value)) if !value.is_empty() => value,
+        _ => default.to_owned(),
+    }
+}
+
+/// A JSON error response in the API's shape.
+fn error(status: u16, code: &str, message: &str) -> http::Response<Bytes> {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Bytes::from(body.to_string()))
+        .unwrap_or_default()
+}

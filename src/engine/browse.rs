@@ -1,0 +1,195 @@
+//! Reading without consuming: browse, and get / overwrite / delete by id.
+
+use super::claim::{Claimed, Mode};
+use super::deliver::message;
+use super::queues::Queue;
+use super::ring::GRACE;
+use super::slot::{Claim, Slot, CHUNK, INLINE_BODY};
+use super::{BrowseOptions, Engine, Env, Error, Message, Order, Result};
+use crate::model::{MessageId, Millis, Name, MAX_BODY_LEN};
+use crate::store::Store;
+use bytes::Bytes;
+
+/// Most messages one browse returns.
+pub const MAX_BROWSE: usize = 1000;
+/// Slots read per browse batch.
+const BROWSE_BATCH: u64 = 100;
+/// Most slots one browse call reads, so its cost stays bounded however sparse the
+/// queue is; page on with `after`.
+const BROWSE_SCAN: u64 = 10_000;
+
+impl<S: Store, E: Env> Engine<S, E> {
+    /// Reads messages without consuming them, partition by partition.
+    pub async fn browse(&self, ns: &Name, q: &Name, opts: BrowseOptions) -> Result<Vec<Message>> {
+        if opts.limit == 0 || opts.limit > MAX_BROWSE {
+            return Err(Error::BadRequest(format!("limit must be 1..={MAX_BROWSE}")));
+        }
+        let queue = self.queue(ns, q).await?;
+        let partitions = queue.meta.config.partitions;
+        if opts.partition.is_some_and(|p| p >= partitions) {
+            return Err(Error::BadRequest(format!(
+                "partition must be below {partitions}"
+            )));
+        }
+        let mut lanes: Vec<u16> = match opts.partition {
+            Some(p) => vec![p],
+            None => (0..partitions).collect(),
+        };
+        if opts.order == Order::Descending {
+            lanes.reverse();
+        }
+        if let Some(after) = opts.after {
+            lanes.retain(|&p| match opts.order {
+                Order::Ascending => p >= after.partition(),
+                Order::Descending => p <= after.partition(),
+            });
+        }
+        let now = self.env.now();
+        let mut out = Vec::new();
+        let mut budget = BROWSE_SCAN;
+        for p in lanes {
+            let from = opts.after.filter(|a| a.partition() == p).map(|a| a.slot());
+            self.browse_lane(&queue, p, from, &opts, now, &mut budget, &mut out)
+                .await?;
+            if out.len() >= opts.limit || budget == 0 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn browse_lane(
+        &self,
+        queue: &Queue,
+        p: u16,
+        after: Option<u64>,
+        opts: &BrowseOptions,
+        now: Millis,
+        budget: &mut u64,
+        out: &mut Vec<Message>,
+    ) -> Result<()> {
+        let ring = queue.keys.ring(p);
+        let low = self.low(&ring).await?;
+        let tail = self.store.increment(&ring.tail(), 0).await?.max(0) as u64;
+        let (mut lo, mut hi) = (low, tail);
+        match (opts.order, after) {
+            (Order::Ascending, Some(a)) => lo = lo.max(a.saturating_add(1)),
+            (Order::Descending, Some(a)) => hi = hi.min(a.saturating_sub(1)),
+            _ => {}
+        }
+        while lo <= hi && out.len() < opts.limit && *budget > 0 {
+            let n = BROWSE_BATCH.min(hi - lo + 1).min(*budget);
+            *budget -= n;
+            let range: Vec<u64> = match opts.order {
+                Order::Ascending => {
+                    lo += n;
+                    (lo - n..lo).collect()
+                }
+                Order::Descending => {
+                    let first = hi + 1 - n;
+                    let range = (first..=hi).rev().collect();
+                    match first.checked_sub(1) {
+                        Some(h) => hi = h,
+                        None => lo = hi + 1,
+                    }
+                    range
+                }
+            };
+            let keys: Vec<String> = range.iter().map(|&i| ring.slot(i).record()).collect();
+            for (&i, raw) in range.iter().zip(self.store.get_many(&keys).await?) {
+                if raw.is_none() || out.len() >= opts.limit {
+                    continue;
+                }
+                if let Some(rec) = self.read_message(&Slot::new(&ring, i)).await? {
+                    if rec.expires_at > now {
+                        out.push(message(rec, 0, None));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn slot_of(&self, queue: &Queue, id: MessageId) -> Result<Slot> {
+        if id.partition() >= queue.meta.config.partitions {
+            return Err(Error::MessageNotFound(id.to_string()));
+        }
+        Ok(Slot::new(&queue.keys.ring(id.partition()), id.slot()))
+    }
+
+    /// Reads one message by id.
+    pub async fn get_message(&self, ns: &Name, q: &Name, id: MessageId) -> Result<Message> {
+        let queue = self.queue(ns, q).await?;
+        let slot = self.slot_of(&queue, id).await?;
+        match self.read_message(&slot).await? {
+            Some(rec) if rec.id == id && rec.expires_at > self.env.now() => {
+                let receives = self.store.increment(&slot.keys.deliveries(), 0).await?;
+                Ok(message(rec, receives.max(0) as u32, None))
+            }
+            _ => Err(Error::MessageNotFound(id.to_string())),
+        }
+    }
+
+    /// Replaces the body (and Content-Type) of a message, keeping its place, its
+    /// id and its times.
+    pub async fn put_message(
+        &self,
+        ns: &Name,
+        q: &Name,
+        id: MessageId,
+        body: Bytes,
+        content_type: Option<String>,
+    ) -> Result<()> {
+        if body.len() > MAX_BODY_LEN {
+            return Err(Error::MessageTooLarge(body.len()));
+        }
+        let queue = self.queue(ns, q).await?;
+        let slot = self.slot_of(&queue, id).await?;
+        let Some(old) = self.read_message(&slot).await?.filter(|r| r.id == id) else {
+            return Err(Error::MessageNotFound(id.to_string()));
+        };
+        let mut rec = old.clone();
+        rec.content_type = content_type;
+        rec.size = body.len() as u64;
+        rec.chunks = 0;
+        rec.body = body.to_vec();
+        if rec.body.len() > INLINE_BODY {
+            rec.chunks = rec.body.len().div_ceil(CHUNK) as u32;
+            for (j, chunk) in rec.body.chunks(CHUNK).enumerate() {
+                self.store.set(&slot.keys.chunk(j as u32), chunk).await?;
+            }
+            rec.body = Vec::new();
+        }
+        self.store.set(&slot.keys.record(), &rec.encode()).await?;
+        let stale: Vec<String> = (rec.chunks..old.chunks)
+            .map(|j| slot.keys.chunk(j))
+            .collect();
+        if !stale.is_empty() {
+            self.store.delete_many(&stale).await?;
+        }
+        let delta = rec.size as i64 - old.size as i64;
+        self.store.increment(&queue.keys.bytes(), delta).await?;
+        Ok(())
+    }
+
+    /// Deletes one message by id, whatever lease it is under.
+    pub async fn delete_message(&self, ns: &Name, q: &Name, id: MessageId) -> Result<()> {
+        let queue = self.queue(ns, q).await?;
+        let slot = self.slot_of(&queue, id).await?;
+        let Some(rec) = self.read_message(&slot).await?.filter(|r| r.id == id) else {
+            return Err(Error::MessageNotFound(id.to_string()));
+        };
+        let now = self.env.now();
+        let k = self.store.increment(&slot.keys.claims(), 1).await? as u64;
+        let intent = Claim::Live {
+            until: now + GRACE,
+            lease: false,
+        };
+        match self.reclaim(&slot, k, intent, now, Mode::Own).await? {
+            Claimed::Won { claims, .. } => self.finish(&queue.keys, &slot, &rec, claims).await,
+            Claimed::Gone => Err(Error::MessageNotFound(id.to_string())),
+            Claimed::Busy { .. } => Err(Error::Contention(id.to_string())),
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Claims: who may deliver, defer or finish a committed message.
+//!
+//! Every claimant takes a claim number `k` from the slot's claim counter, writes
+//! its intent under `r{k}`, and only then reads every other claim record. Two
+//! claimants A and B each write before they read, so at least one of them sees the
+//! other's record (whichever read comes last) and backs off: at most one wins,
+//! whatever the interleaving and whoever crashes. Both may back off; the message
+//! then stays visible to the next claimant (or, if a claimant died holding a live
+//! intent, once that intent expires). No timeout decides a winner, so a slow
+//! claimant can never make two deliveries.
+
+use super::slot::{decode, encode, Claim, Slot};
+use super::{Engine, Env, Result};
+use crate::model::Millis;
+use crate::store::Store;
+
+/// Claim records one check reads at most; a slot with more claims than this is
+/// treated as busy (it would take more than a thousand racing claimants).
+const MAX_CLAIMS: u64 = 1000;
+
+/// How a claim's check treats claims older than its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// A new claim: an older live, unexpired intent blocks it.
+    New,
+    /// Rewriting one's own claim (ack, nack, extend) or overriding leases (delete
+    /// by id): older claims do not matter, newer live ones do.
+    Own,
+}
+
+/// The outcome of a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claimed {
+    /// The claimant alone holds the slot with claim `k`; `claims` records exist;
+    /// `ended_lease` says the newest older claim was a receive lease it replaced.
+    Won {
+        k: u64,
+        claims: u64,
+        ended_lease: bool,
+    },
+    /// Someone else holds or wants the slot, until about `until`.
+    Busy { until: Millis },
+    /// The message was finished by another claim.
+    Gone,
+}
+
+impl<S: Store, E: Env> Engine<S, E> {
+    /// Takes a new claim on `slot` with `intent`.
+    pub(crate) async fn claim(&self, slot: &Slot, intent: Claim, now: Millis) -> Result<Claimed> {
+        let k = self.store.increment(&slot.keys.claims(), 1).await? as u64;
+        self.store
+            .set(&slot.keys.claim(k), &encode(&intent))
+            .await?;
+        self.check(slot, k, now, Mode::New).await
+    }
+
+    /// Rewrites claim `k` with `intent`, then checks it as `mode` says.
+    pub(crate) async fn reclaim(
+        &self,
+        slot: &Slot,
+        k: u64,
+        intent: Claim,
+        now: Millis,
+        mode: Mode,
+    ) -> Result<Claimed> {
+        self.store
+            .set(&slot.keys.claim(k), &encode(&intent))
+            .await?;
+        self.check(slot, k, now, mode).await
+    }
+
+    /// The current record of claim `k`.
+    pub(crate) async fn claim_record(&self, slot: &Slot, k: u64) -> Result<Option<Claim>> {
+        let key = slot.keys.claim(k);
+        match self.store.get(&key).await? {
+            None => Ok(None),
+            Some(v) => decode(&key, &v).map(Some),
+        }
+    }
+
+    async fn check(&self, slot: &Slot, k: u64, now: Millis, mode: Mode) -> Result<Claimed> {
+        let claims = self.store.increment(&slot.keys.claims(), 0).await?.max(0) as u64;
+        let outcome = if claims > MAX_CLAIMS {
+            Claimed::Busy { until: now }
+        } else {
+            let others: Vec<u64> = (1..=claims).filter(|&j| j != k).collect();
+            let keys: Vec<String> = others.iter().map(|&j| slot.keys.claim(j)).collect();
+            let records = match keys.is_empty() {
+                true => Vec::new(),
+                false => self.store.get_many(&keys).await?,
+            };
+            let mut outcome = Claimed::Won {
+                k,
+                claims,
+                ended_lease: false,
+            };
+            let mut newest_older = 0;
+            for (j, raw) in others.into_iter().zip(records) {
+                let Some(raw) = raw else { continue };
+                let older = j < k;
+                match decode::<Claim>(&slot.keys.claim(j), &raw)? {
+                    Claim::Abandoned => {}
+                    _ if older && mode == Mode::Own => {}
+                    Claim::Done => {
+                        outcome = Claimed::Gone;
+                        break;
+                    }
+                    Claim::Live { until, lease } if older && until <= now => {
+                        if let Claimed::Won { ended_lease, .. } = &mut outcome {
+                            if j > newest_older {
+                                newest_older = j;
+                                *ended_lease = lease;
+                            }
+                        }
+                    }
+                    Claim::Live { until, .. } => {
+                        let until = until.max(now);
+                        outcome = match outcome {
+                            Claimed::Busy { until: u } => Claimed::Busy {
+                                until: u.max(until),
+                            },
+                            _ => Claimed::Busy { until },
+                        };
+                    }
+                }
+            }
+            outcome
+        };
+        if !matches!(outcome, Claimed::Won { .. }) {
+            self.store
+                .set(&slot.keys.claim(k), &encode(&Claim::Abandoned))
+                .await?;
+        }
+        Ok(outcome)
+    }
+}

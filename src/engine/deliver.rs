@@ -1,0 +1,407 @@
+//! Consuming: pop, receive, ack, nack, extend — and the scan behind the head that
+//! finds delayed, expired-lease and orphaned messages.
+
+use super::claim::{Claimed, Mode};
+use super::keys::RingKeys;
+use super::queues::Queue;
+use super::ring::GRACE;
+use super::slot::{committed, decode, Claim, Slot, SlotState, HOLDER};
+use super::{Engine, Env, Error, Message, Receipt, ReceiveOptions, Result};
+use crate::model::{MessageRecord, Millis, Name, QueueConfig};
+use crate::store::Store;
+use bytes::Bytes;
+
+/// Most messages one pop or receive returns.
+pub const MAX_TAKE: usize = 100;
+/// Slots one scan behind the head reads.
+const SCAN_BATCH: u64 = 32;
+/// How long a pop holds its claim before the message is gone; a host that dies
+/// inside this window leaves the message to be delivered again after it.
+const POP_HOLD: Millis = 30_000;
+
+/// What the caller wants from a slot it reached.
+#[derive(Debug, Clone, Copy)]
+enum Want {
+    Pop,
+    Lease { until: Millis },
+}
+
+impl<S: Store, E: Env> Engine<S, E> {
+    /// Removes and returns up to `count` messages (at-most-once).
+    pub async fn pop(&self, ns: &Name, q: &Name, count: usize) -> Result<Vec<Message>> {
+        let queue = self.queue(ns, q).await?;
+        self.consume(&queue, count, None, Want::Pop).await
+    }
+
+    /// Leases up to `opts.count` messages (at-least-once). Does not wait.
+    pub async fn receive(&self, ns: &Name, q: &Name, opts: ReceiveOptions) -> Result<Vec<Message>> {
+        let queue = self.queue(ns, q).await?;
+        let vt = opts
+            .visibility_timeout
+            .unwrap_or(queue.meta.config.visibility_timeout);
+        QueueConfig::check_visibility(vt)?;
+        let until = self.env.now() + vt * 1000;
+        self.consume(&queue, opts.count, opts.partition, Want::Lease { until })
+            .await
+    }
+
+    async fn consume(
+        &self,
+        queue: &Queue,
+        count: usize,
+        partition: Option<u16>,
+        want: Want,
+    ) -> Result<Vec<Message>> {
+        if count == 0 || count > MAX_TAKE {
+            return Err(Error::BadRequest(format!("count must be 1..={MAX_TAKE}")));
+        }
+        let partitions = queue.meta.config.partitions;
+        if partition.is_some_and(|p| p >= partitions) {
+            return Err(Error::BadRequest(format!(
+                "partition must be below {partitions}"
+            )));
+        }
+        let mut out = Vec::new();
+        if self.store.increment(&queue.keys.messages(), 0).await? <= 0 {
+            return Ok(out);
+        }
+        let now = self.env.now();
+        let first = partition.unwrap_or_else(|| (self.env.random() % u64::from(partitions)) as u16);
+        let lanes = if partition.is_some() { 1 } else { partitions };
+        for n in 0..lanes {
+            let ring = queue.keys.ring((first + n) % partitions);
+            for slot in self.scan(&ring, now, count - out.len()).await? {
+                if let Some(m) = self.deliver(queue, &slot, now, want).await? {
+                    out.push(m);
+                }
+            }
+            while out.len() < count {
+                let Some(slot) = self.take(&ring, now).await? else {
+                    break;
+                };
+                if let Some(m) = self.deliver(queue, &slot, now, want).await? {
+                    out.push(m);
+                }
+            }
+            if out.len() == count {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Tries to deliver the message in `slot`; defers it when it is not visible yet
+    /// and finishes it when it expired.
+    async fn deliver(
+        &self,
+        queue: &Queue,
+        slot: &Slot,
+        now: Millis,
+        want: Want,
+    ) -> Result<Option<Message>> {
+        let Some(rec) = self.read_message(slot).await? else {
+            return Ok(None);
+        };
+        let qk = &queue.keys;
+        if rec.expires_at <= now {
+            if let Claimed::Won {
+                claims,
+                ended_lease,
+                ..
+            } = self.claim(slot, Claim::Done, now).await?
+            {
+                self.end_lease(queue, ended_lease).await?;
+                self.finish(qk, slot, &rec, claims).await?;
+            }
+            return Ok(None);
+        }
+        if rec.visible_at > now {
+            let intent = Claim::Live {
+                until: rec.visible_at,
+                lease: false,
+            };
+            if let Claimed::Won { claims, .. } = self.claim(slot, intent, now).await? {
+                let state = SlotState::Live {
+                    until: rec.visible_at,
+                    claims,
+                };
+                self.set_state(slot, state).await?;
+            }
+            return Ok(None);
+        }
+        let (until, lease) = match want {
+            Want::Pop => (now + POP_HOLD, false),
+            Want::Lease { until } => (until, true),
+        };
+        let (k, claims, ended_lease) =
+            match self.claim(slot, Claim::Live { until, lease }, now).await? {
+                Claimed::Won {
+                    k,
+                    claims,
+                    ended_lease,
+                } => (k, claims, ended_lease),
+                Claimed::Busy { until } => {
+                    let claims = self.store.increment(&slot.keys.claims(), 0).await?.max(0) as u64;
+                    self.set_state(slot, SlotState::Live { until, claims })
+                        .await?;
+                    return Ok(None);
+                }
+                Claimed::Gone => return Ok(None),
+            };
+        let receives =
+            self.store.increment(&slot.keys.deliveries(), 1).await? as u32 + rec.prior_receives;
+        if let Want::Pop = want {
+            self.end_lease(queue, ended_lease).await?;
+            self.finish(qk, slot, &rec, claims).await?;
+            return Ok(Some(message(rec, receives, None)));
+        }
+        if let Some(max) = queue.meta.config.max_receives {
+            if receives > max {
+                self.end_lease(queue, ended_lease).await?;
+                self.dead_letter(queue, slot, rec, receives - 1, claims)
+                    .await?;
+                return Ok(None);
+            }
+        }
+        if !ended_lease {
+            self.store.increment(&qk.in_flight(), 1).await?;
+        }
+        self.set_state(slot, SlotState::Live { until, claims })
+            .await?;
+        let receipt = Receipt {
+            generation: queue.inc,
+            partition: slot.ring.partition,
+            slot: slot.index,
+            claim: k,
+        };
+        let mut m = message(rec, receives, Some(receipt));
+        m.lease_until = Some(until);
+        Ok(Some(m))
+    }
+
+    async fn end_lease(&self, queue: &Queue, ended_lease: bool) -> Result<()> {
+        if ended_lease {
+            self.store.increment(&queue.keys.in_flight(), -1).await?;
+        }
+        Ok(())
+    }
+
+    /// Moves a message past `max_receives` to the dead-letter queue (copy first,
+    /// then finish: a crash in between leaves a second copy, never none).
+    async fn dead_letter(
+        &self,
+        queue: &Queue,
+        slot: &Slot,
+        rec: MessageRecord,
+        receives: u32,
+        claims: u64,
+    ) -> Result<()> {
+        if let Some(dlq) = &queue.meta.config.dead_letter_queue {
+            let dlq = Name::new(dlq)?;
+            match self.queue(&queue.ns, &dlq).await {
+                Ok(target) => {
+                    let mut copy = rec.clone();
+                    copy.prior_receives = receives;
+                    self.enqueue(&target, copy, None).await?;
+                }
+                // The dead-letter queue was deleted: the message is dropped, and
+                // counted as dead-lettered like SQS counts a redrive to nowhere.
+                Err(Error::QueueNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.store.increment(&queue.keys.dead_lettered(), 1).await?;
+        self.finish(&queue.keys, slot, &rec, claims).await
+    }
+
+    /// Acknowledges (deletes) leased messages.
+    pub async fn ack(&self, ns: &Name, q: &Name, receipts: &[Receipt]) -> Result<Vec<Result<()>>> {
+        let queue = self.queue(ns, q).await?;
+        let mut out = Vec::with_capacity(receipts.len());
+        for r in receipts {
+            out.push(self.end(&queue, r, End::Ack).await);
+        }
+        Ok(out)
+    }
+
+    /// Ends leases early; the messages become visible after `delay` seconds.
+    pub async fn nack(
+        &self,
+        ns: &Name,
+        q: &Name,
+        receipts: &[Receipt],
+        delay: u64,
+    ) -> Result<Vec<Result<()>>> {
+        QueueConfig::check_delay(delay)?;
+        let queue = self.queue(ns, q).await?;
+        let until = self.env.now() + delay * 1000;
+        let mut out = Vec::with_capacity(receipts.len());
+        for r in receipts {
+            out.push(
+                self.end(
+                    &queue,
+                    r,
+                    End::Change {
+                        until,
+                        lease: false,
+                    },
+                )
+                .await,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Extends leases to `visibility_timeout` seconds from now.
+    pub async fn extend(
+        &self,
+        ns: &Name,
+        q: &Name,
+        receipts: &[Receipt],
+        visibility_timeout: u64,
+    ) -> Result<Vec<Result<()>>> {
+        QueueConfig::check_visibility(visibility_timeout)?;
+        let queue = self.queue(ns, q).await?;
+        let until = self.env.now() + visibility_timeout * 1000;
+        let mut out = Vec::with_capacity(receipts.len());
+        for r in receipts {
+            out.push(
+                self.end(&queue, r, End::Change { until, lease: true })
+                    .await,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn end(&self, queue: &Queue, r: &Receipt, how: End) -> Result<()> {
+        if r.partition >= queue.meta.config.partitions {
+            return Err(Error::InvalidReceipt(r.to_string()));
+        }
+        if r.generation != queue.inc {
+            return Err(Error::StaleReceipt(r.to_string()));
+        }
+        let slot = Slot::new(&queue.keys.ring(r.partition), r.slot);
+        let now = self.env.now();
+        match (self.claim_record(&slot, r.claim).await?, how) {
+            (Some(Claim::Live { lease: true, .. }), _) => {}
+            // Acknowledging twice with the same receipt is not an error.
+            (Some(Claim::Done), End::Ack) => return Ok(()),
+            _ => return Err(Error::StaleReceipt(r.to_string())),
+        }
+        let intent = match how {
+            End::Ack => Claim::Done,
+            End::Change { until, lease } => Claim::Live { until, lease },
+        };
+        let Claimed::Won { claims, .. } =
+            self.reclaim(&slot, r.claim, intent, now, Mode::Own).await?
+        else {
+            return Err(Error::StaleReceipt(r.to_string()));
+        };
+        match how {
+            End::Ack => {
+                self.store.increment(&queue.keys.in_flight(), -1).await?;
+                if let Some(rec) = self.read_message(&slot).await? {
+                    self.finish(&queue.keys, &slot, &rec, claims).await?;
+                }
+            }
+            End::Change { until, lease } => {
+                if !lease {
+                    self.store.increment(&queue.keys.in_flight(), -1).await?;
+                }
+                self.set_state(&slot, SlotState::Live { until, claims })
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one batch of slots behind the head and returns those due for delivery
+    /// (deferrals and leases that ended, and slots whose consumer vanished),
+    /// oldest first. Runs of finished slots at the low-water mark are swept.
+    async fn scan(&self, ring: &RingKeys, now: Millis, want: usize) -> Result<Vec<Slot>> {
+        let low = self.low(ring).await?;
+        let head = self.store.increment(&ring.head(), 0).await?.max(0) as u64;
+        if low > head {
+            return Ok(Vec::new());
+        }
+        let width = head - low + 1;
+        let start = if width <= SCAN_BATCH {
+            low
+        } else {
+            let turn = self
+                .store
+                .increment(&ring.scan(), SCAN_BATCH as i64)
+                .await? as u64;
+            low + turn.wrapping_sub(SCAN_BATCH) % width
+        };
+        let end = head.min(start + SCAN_BATCH - 1);
+        let keys: Vec<String> = (start..=end).map(|i| ring.slot(i).state()).collect();
+        let states = self.store.get_many(&keys).await?;
+        let mut due = Vec::new();
+        let mut run = Vec::new();
+        for (i, raw) in (start..=end).zip(states) {
+            let slot = Slot::new(ring, i);
+            let state = match raw {
+                Some(v) => Some(decode::<SlotState>(&slot.keys.state(), &v)?),
+                None => None,
+            };
+            if let Some(SlotState::Done { claims }) = state {
+                if start == low && i == low + run.len() as u64 {
+                    run.push((i, claims));
+                }
+                continue;
+            }
+            if due.len() >= want {
+                continue;
+            }
+            match state {
+                Some(SlotState::Live { until, .. }) if until <= now => due.push(slot),
+                Some(SlotState::Seen(at)) if now >= at.saturating_add(GRACE) => {
+                    if self.resolve(&slot).await? {
+                        due.push(slot);
+                    }
+                }
+                None => self.set_state(&slot, SlotState::Seen(now)).await?,
+                _ => {}
+            }
+        }
+        self.sweep(ring, &run).await?;
+        Ok(due)
+    }
+
+    /// Decides a slot behind the head that no consumer decided within the grace
+    /// period: stands in for the vanished consumer. Returns whether the slot holds
+    /// a committed message (which the caller then claims like any other).
+    async fn resolve(&self, slot: &Slot) -> Result<bool> {
+        let mut s = self.store.increment(&slot.keys.commit(), 0).await?;
+        if s == 0 {
+            s = self.store.increment(&slot.keys.commit(), HOLDER).await?;
+        }
+        if committed(s) {
+            return Ok(true);
+        }
+        self.store.delete(&slot.keys.record()).await?;
+        self.dead(slot).await?;
+        Ok(false)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum End {
+    Ack,
+    Change { until: Millis, lease: bool },
+}
+
+/// The message view of a record.
+pub(crate) fn message(rec: MessageRecord, receive_count: u32, receipt: Option<Receipt>) -> Message {
+    Message {
+        id: rec.id,
+        body: Bytes::from(rec.body),
+        content_type: rec.content_type,
+        enqueued_at: rec.enqueued_at,
+        expires_at: rec.expires_at,
+        receive_count,
+        receipt,
+        lease_until: None,
+    }
+}

@@ -1,0 +1,300 @@
+//! Queue metadata: create/update, get, list, delete, purge.
+//!
+//! A queue's metadata is one plain value at `{ns}/{q}`: its configuration and its
+//! place in the namespace's list (or a tombstone once deleted). Every key of the
+//! queue's messages carries its *incarnation*, a counter beside the metadata that
+//! only purge and delete move, with `increment`: purge is one increment (the old
+//! incarnation's keys are simply never read again), delete is an increment plus a
+//! tombstone. Creating and updating only write the metadata, so concurrent
+//! creators all land on the same incarnation and no creator's messages can end up
+//! in one that loses, and an update racing a purge cannot undo it. A sender that
+//! read the incarnation just before a purge or delete lands in the old one: it ran
+//! concurrently with the purge and is ordered before it.
+//!
+//! The list is a creation-ordered log: a creator appends an entry (ticket from a
+//! counter) *before* writing the metadata that points at it, and a listing keeps
+//! an entry only when the live metadata points back at it. Duplicate entries from
+//! racing creators and entries of crashed creators are thus skipped.
+
+use super::keys::{self, QueueKeys};
+use super::{Engine, Env, Error, QueueInfo, QueuePage, QueueStats, Result};
+use crate::model::{Millis, Name, QueueConfig};
+use crate::store::Store;
+use serde::{Deserialize, Serialize};
+
+/// Most list entries one listing call reads before returning a cursor.
+const LIST_SCAN: u64 = 1000;
+
+/// The stored metadata of a queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct QueueMeta {
+    /// List entry that belongs to this incarnation.
+    pub index: u64,
+    pub created_at: Millis,
+    pub config: QueueConfig,
+    /// Tombstone of a deleted queue.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+/// A live queue resolved from its name.
+#[derive(Debug, Clone)]
+pub(crate) struct Queue {
+    pub ns: Name,
+    pub name: Name,
+    pub meta: QueueMeta,
+    /// Current incarnation.
+    pub inc: u64,
+    pub keys: QueueKeys,
+}
+
+impl<S: Store, E: Env> Engine<S, E> {
+    async fn read_meta(&self, ns: &Name, q: &Name) -> Result<Option<QueueMeta>> {
+        let key = keys::queue_meta(ns, q);
+        match self.store.get(&key).await? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|_| Error::Corrupt(key)),
+        }
+    }
+
+    async fn write_meta(&self, ns: &Name, q: &Name, meta: &QueueMeta) -> Result<()> {
+        let v = serde_json::to_vec(meta).map_err(|e| Error::BadRequest(e.to_string()))?;
+        Ok(self.store.set(&keys::queue_meta(ns, q), &v).await?)
+    }
+
+    /// The live queue `q`, or `QueueNotFound`.
+    pub(crate) async fn queue(&self, ns: &Name, q: &Name) -> Result<Queue> {
+        match self.read_meta(ns, q).await? {
+            Some(meta) if !meta.deleted => {
+                let inc = self
+                    .store
+                    .increment(&keys::incarnation(ns, q), 0)
+                    .await?
+                    .max(0) as u64;
+                let keys = QueueKeys::new(ns, q, inc);
+                Ok(Queue {
+                    ns: ns.clone(),
+                    name: q.clone(),
+                    meta,
+                    inc,
+                    keys,
+                })
+            }
+            _ => Err(Error::QueueNotFound(q.to_string())),
+        }
+    }
+
+    /// Creates or replaces queue `q`; returns it and whether it was created.
+    pub async fn put_queue(
+        &self,
+        ns: &Name,
+        q: &Name,
+        config: QueueConfig,
+    ) -> Result<(QueueInfo, bool)> {
+        config.validate()?;
+        if let Some(dlq) = &config.dead_letter_queue {
+            let dlq = Name::new(dlq)?;
+            if &dlq == q || self.queue(ns, &dlq).await.is_err() {
+                return Err(Error::BadDeadLetterQueue(dlq.to_string()));
+            }
+        }
+        let old = self.read_meta(ns, q).await?;
+        let (meta, created) = match old {
+            Some(old) if !old.deleted => {
+                if config.partitions < old.config.partitions {
+                    return Err(Error::PartitionsShrink {
+                        from: old.config.partitions,
+                        to: config.partitions,
+                    });
+                }
+                (QueueMeta { config, ..old }, false)
+            }
+            _ => {
+                let index = self.store.increment(&keys::list_len(ns), 1).await? as u64;
+                self.store
+                    .set(&keys::list_entry(ns, index), q.as_str().as_bytes())
+                    .await?;
+                let now = self.env.now();
+                (
+                    QueueMeta {
+                        index,
+                        created_at: now,
+                        config,
+                        deleted: false,
+                    },
+                    true,
+                )
+            }
+        };
+        self.write_meta(ns, q, &meta).await?;
+        Ok((info(q, &meta, None), created))
+    }
+
+    /// Queue `q` with its stats.
+    pub async fn get_queue(&self, ns: &Name, q: &Name) -> Result<QueueInfo> {
+        let queue = self.queue(ns, q).await?;
+        let stats = self.stats(&queue).await?;
+        Ok(info(q, &queue.meta, Some(stats)))
+    }
+
+    pub(crate) async fn stats(&self, queue: &Queue) -> Result<QueueStats> {
+        let k = &queue.keys;
+        let messages = self.store.increment(&k.messages(), 0).await?.max(0) as u64;
+        let bytes = self.store.increment(&k.bytes(), 0).await?.max(0) as u64;
+        let in_flight = self.store.increment(&k.in_flight(), 0).await?.max(0) as u64;
+        let dead_lettered = self.store.increment(&k.dead_lettered(), 0).await?.max(0) as u64;
+        let oldest_age_ms = if messages == 0 {
+            None
+        } else {
+            self.oldest(queue)
+                .await?
+                .map(|t| self.env.now().saturating_sub(t))
+        };
+        Ok(QueueStats {
+            messages,
+            bytes,
+            in_flight,
+            dead_lettered,
+            oldest_age_ms,
+        })
+    }
+
+    /// When the oldest message held was enqueued: the first record at or after
+    /// each partition's low-water mark (a few slots are read per partition, so a
+    /// long run of finished slots the scan has not swept yet hides it).
+    async fn oldest(&self, queue: &Queue) -> Result<Option<Millis>> {
+        let mut oldest = None;
+        for p in 0..queue.meta.config.partitions {
+            let ring = queue.keys.ring(p);
+            let low = self.low(&ring).await?;
+            let keys: Vec<String> = (low..low + 8).map(|i| ring.slot(i).record()).collect();
+            let first = self
+                .store
+                .get_many(&keys)
+                .await?
+                .into_iter()
+                .flatten()
+                .next();
+            if let Some(rec) = first.and_then(|r| crate::model::MessageRecord::decode(&r).ok()) {
+                oldest = Some(oldest.map_or(rec.enqueued_at, |o: Millis| o.min(rec.enqueued_at)));
+            }
+        }
+        Ok(oldest)
+    }
+
+    /// Lists queues in creation order, `limit` per page, optionally with stats.
+    ///
+    /// A page may hold fewer than `limit` queues and still carry a cursor: one call
+    /// reads at most 1000 list entries, so its cost does not grow with the number
+    /// of deleted or filtered-out queues.
+    pub async fn list_queues(
+        &self,
+        ns: &Name,
+        prefix: Option<&str>,
+        limit: usize,
+        cursor: Option<&str>,
+        details: bool,
+    ) -> Result<QueuePage> {
+        let limit = limit.clamp(1, 1000) as u64;
+        let start = match cursor {
+            None => 1,
+            Some(c) => c
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| Error::BadRequest(format!("invalid cursor {c:?}")))?,
+        };
+        let len = self.store.increment(&keys::list_len(ns), 0).await?.max(0) as u64;
+        let end = len.min(start.saturating_add(LIST_SCAN - 1));
+        let mut queues = Vec::new();
+        let mut next = start;
+        while next <= end && (queues.len() as u64) < limit {
+            let batch_end = end.min(next + limit - 1);
+            let slots: Vec<u64> = (next..=batch_end).collect();
+            let entry_keys: Vec<String> = slots.iter().map(|n| keys::list_entry(ns, *n)).collect();
+            let entries = self.store.get_many(&entry_keys).await?;
+            let mut names = Vec::new();
+            for (n, e) in slots.iter().zip(entries) {
+                let Some(name) = e.and_then(|e| Name::new(std::str::from_utf8(&e).ok()?).ok())
+                else {
+                    continue;
+                };
+                if prefix.is_some_and(|p| !name.as_str().starts_with(p)) {
+                    continue;
+                }
+                names.push((*n, name));
+            }
+            let meta_keys: Vec<String> =
+                names.iter().map(|(_, q)| keys::queue_meta(ns, q)).collect();
+            let metas = self.store.get_many(&meta_keys).await?;
+            for ((n, name), meta) in names.into_iter().zip(metas) {
+                let Some(meta) = meta.and_then(|m| serde_json::from_slice::<QueueMeta>(&m).ok())
+                else {
+                    continue;
+                };
+                if meta.deleted || meta.index != n {
+                    continue;
+                }
+                if (queues.len() as u64) < limit {
+                    queues.push((n, name, meta));
+                }
+            }
+            next = batch_end + 1;
+        }
+        let next_cursor = match queues.last() {
+            Some((n, _, _)) if (queues.len() as u64) == limit && *n < len => Some(n + 1),
+            _ if next <= len => Some(next),
+            _ => None,
+        };
+        let mut out = Vec::with_capacity(queues.len());
+        for (_, name, meta) in queues {
+            let stats = match details {
+                true => Some(self.stats(&self.queue(ns, &name).await?).await?),
+                false => None,
+            };
+            out.push(info(&name, &meta, stats));
+        }
+        Ok(QueuePage {
+            queues: out,
+            next_cursor: next_cursor.map(|n| n.to_string()),
+        })
+    }
+
+    /// Deletes queue `q` (refused with `QueueNotEmpty` when `if_empty` and it holds
+    /// messages).
+    pub async fn delete_queue(&self, ns: &Name, q: &Name, if_empty: bool) -> Result<()> {
+        let queue = self.queue(ns, q).await?;
+        if if_empty && self.store.increment(&queue.keys.messages(), 0).await? > 0 {
+            return Err(Error::QueueNotEmpty(q.to_string()));
+        }
+        self.store.increment(&keys::incarnation(ns, q), 1).await?;
+        let tomb = QueueMeta {
+            deleted: true,
+            ..queue.meta
+        };
+        self.write_meta(ns, q, &tomb).await
+    }
+
+    /// Drops every message of `q`; returns how many it held.
+    pub async fn purge_queue(&self, ns: &Name, q: &Name) -> Result<u64> {
+        let queue = self.queue(ns, q).await?;
+        let held = self
+            .store
+            .increment(&queue.keys.messages(), 0)
+            .await?
+            .max(0) as u64;
+        self.store.increment(&keys::incarnation(ns, q), 1).await?;
+        Ok(held)
+    }
+}
+
+fn info(q: &Name, meta: &QueueMeta, stats: Option<QueueStats>) -> QueueInfo {
+    QueueInfo {
+        name: q.to_string(),
+        config: meta.config.clone(),
+        created_at: meta.created_at,
+        stats,
+    }
+}

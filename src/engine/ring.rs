@@ -1,0 +1,116 @@
+//! A partition's ticket ring: how a writer commits a message to a slot and how a
+//! consumer gets exclusive first access to the next committed slot.
+
+use super::keys::RingKeys;
+use super::slot::{Slot, SlotState, HOLDER, WRITER_COMMIT, WRITER_LOST};
+use super::{Engine, Env, Error, Result};
+use crate::model::{MessageId, MessageRecord, Millis};
+use crate::store::Store;
+
+/// A writer that has not committed this long after taking its ticket gives the
+/// slot up itself, so it never commits into a slot consumers stopped waiting for.
+pub(crate) const WRITER_DEADLINE: Millis = 2_000;
+/// How long consumers wait for an undecided slot before deciding it themselves;
+/// longer than `WRITER_DEADLINE` plus the clock skew hosts are allowed.
+pub(crate) const GRACE: Millis = 5_000;
+/// Tickets a writer tries before answering `Contention`.
+const PUSH_ATTEMPTS: usize = 8;
+/// Head tickets one take may burn on given-up slots before reporting empty.
+const TAKE_STEPS: usize = 8;
+
+impl<S: Store, E: Env> Engine<S, E> {
+    /// Commits `rec` (and `body`) to a fresh slot of `ring`; returns its id.
+    ///
+    /// `rec.id` is rewritten for the slot the message lands in.
+    pub(crate) async fn push(
+        &self,
+        ring: &RingKeys,
+        rec: &mut MessageRecord,
+        body: &[u8],
+    ) -> Result<MessageId> {
+        for _ in 0..PUSH_ATTEMPTS {
+            let index = self.store.increment(&ring.tail(), 1).await? as u64;
+            let ticket_at = self.env.now();
+            let slot = Slot::new(ring, index);
+            rec.id = MessageId::new(rec.enqueued_at, ring.partition, index);
+            let mut written = Vec::with_capacity(rec.chunks as usize + 1);
+            for (j, chunk) in body.chunks(super::slot::CHUNK).enumerate() {
+                let key = slot.keys.chunk(j as u32);
+                self.store.set(&key, chunk).await?;
+                written.push(key);
+            }
+            self.store.set(&slot.keys.record(), &rec.encode()).await?;
+            written.push(slot.keys.record());
+            if self.env.now() <= ticket_at + WRITER_DEADLINE {
+                let r = self
+                    .store
+                    .increment(&slot.keys.commit(), WRITER_COMMIT)
+                    .await?;
+                if r == WRITER_COMMIT {
+                    return Ok(rec.id);
+                }
+            }
+            // A consumer reached the slot first (or we are overdue): the slot is
+            // given up. Say so, so no one mistakes it for committed, and clean up.
+            self.store
+                .increment(&slot.keys.commit(), WRITER_LOST)
+                .await?;
+            self.store.delete_many(&written).await?;
+        }
+        Err(Error::Contention(ring.tail()))
+    }
+
+    /// Takes the next head ticket whose slot was committed; `None` when the ring
+    /// is empty (or its next writer is still within its grace period).
+    pub(crate) async fn take(&self, ring: &RingKeys, now: Millis) -> Result<Option<Slot>> {
+        for _ in 0..TAKE_STEPS {
+            let head = self.store.increment(&ring.head(), 0).await?;
+            let tail = self.store.increment(&ring.tail(), 0).await?;
+            if head >= tail {
+                return Ok(None);
+            }
+            let next = Slot::new(ring, head as u64 + 1);
+            if self.store.increment(&next.keys.commit(), 0).await? == 0
+                && !self.overdue(&next, now).await?
+            {
+                // Its writer is still at work: do not make it retry.
+                return Ok(None);
+            }
+            let index = self.store.increment(&ring.head(), 1).await? as u64;
+            let slot = Slot::new(ring, index);
+            match self.store.increment(&slot.keys.commit(), HOLDER).await? {
+                r if r == WRITER_COMMIT + HOLDER => return Ok(Some(slot)),
+                // We came first: the slot is given up (its writer retries) — or a
+                // scan standing in for a lost consumer decided it already.
+                HOLDER => self.dead(&slot).await?,
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether an undecided slot has waited out the grace period (stamping the
+    /// time it was first seen undecided).
+    pub(crate) async fn overdue(&self, slot: &Slot, now: Millis) -> Result<bool> {
+        let key = slot.keys.state();
+        match self.store.get(&key).await? {
+            None => {
+                self.set_state(slot, SlotState::Seen(now)).await?;
+                Ok(false)
+            }
+            Some(v) => match super::slot::decode(&key, &v)? {
+                SlotState::Seen(at) => Ok(now >= at.saturating_add(GRACE)),
+                _ => Ok(true),
+            },
+        }
+    }
+
+    /// Marks a slot that will never hold a message as finished.
+    pub(crate) async fn dead(&self, slot: &Slot) -> Result<()> {
+        self.set_state(slot, SlotState::Done { claims: 0 }).await?;
+        if self.low(&slot.ring).await? == slot.index {
+            self.sweep(&slot.ring, &[(slot.index, 0)]).await?;
+        }
+        Ok(())
+    }
+}

@@ -38,13 +38,7 @@ struct Envelope<'a> {
 impl ApiError {
     /// An error with `status`, `code` and `message`.
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            allow: None,
-            retry: false,
-        }
+        Self { status, code, message: message.into(), allow: None, retry: false }
     }
 
     /// 400 with `code`.
@@ -55,11 +49,7 @@ impl ApiError {
     /// 404 for a path no route serves.
     pub(crate) fn no_route(path: &str) -> Self {
         let shown: String = path.chars().take(200).collect();
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no route for {shown}"),
-        )
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {shown}"))
     }
 
     /// 405 for a known path with a method it does not serve.
@@ -96,10 +86,7 @@ impl ApiError {
 
     /// The body as a serialisable value (for per-entry results).
     pub(crate) fn body(&self) -> ErrorBody<'_> {
-        ErrorBody {
-            code: self.code,
-            message: &self.message,
-        }
+        ErrorBody { code: self.code, message: &self.message }
     }
 
     /// The HTTP response.
@@ -108,10 +95,7 @@ impl ApiError {
         let mut res = Response::new(Bytes::from(body));
         *res.status_mut() = self.status;
         let h = res.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(allow) = self.allow {
             h.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
@@ -167,42 +151,23 @@ mod tests {
         let cases: Vec<(E, u16, &str)> = vec![
             (E::InvalidName(NameError::Empty), 400, "invalid_name"),
             (
-                E::InvalidConfig(ConfigError {
-                    field: "delay",
-                    reason: "x".into(),
-                }),
+                E::InvalidConfig(ConfigError { field: "delay", reason: "x".into() }),
                 400,
                 "invalid_value",
             ),
             (E::BadRequest("x".into()), 400, "bad_request"),
-            (
-                E::BadDeadLetterQueue("d".into()),
-                400,
-                "invalid_dead_letter_queue",
-            ),
+            (E::BadDeadLetterQueue("d".into()), 400, "invalid_dead_letter_queue"),
             (E::InvalidReceipt("r".into()), 400, "invalid_receipt"),
             (E::QueueNotFound("q".into()), 404, "queue_not_found"),
             (E::MessageNotFound("m".into()), 404, "message_not_found"),
             (E::QueueNotEmpty("q".into()), 409, "queue_not_empty"),
-            (
-                E::PartitionsShrink { from: 2, to: 1 },
-                409,
-                "partitions_cannot_shrink",
-            ),
+            (E::PartitionsShrink { from: 2, to: 1 }, 409, "partitions_cannot_shrink"),
             (E::StaleReceipt("r".into()), 409, "stale_receipt"),
-            (
-                E::IdempotencyInProgress("k".into()),
-                409,
-                "idempotency_in_progress",
-            ),
+            (E::IdempotencyInProgress("k".into()), 409, "idempotency_in_progress"),
             (E::MessageTooLarge(5 << 20), 413, "message_too_large"),
             (E::QueueFull("q".into()), 507, "queue_full"),
             (E::Contention("q".into()), 503, "contention"),
-            (
-                E::Store(StoreError("down".into())),
-                503,
-                "store_unavailable",
-            ),
+            (E::Store(StoreError("down".into())), 503, "store_unavailable"),
             (E::Corrupt("k".into()), 500, "corrupt_data"),
         ];
         for (e, status, code) in cases {

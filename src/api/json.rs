@@ -43,10 +43,8 @@ pub(crate) fn response<T: Serialize>(status: StatusCode, value: &T) -> Response<
         Ok(body) => {
             let mut res = Response::new(Bytes::from(body));
             *res.status_mut() = status;
-            res.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
+            res.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             res
         }
         Err(e) => {

@@ -2,9 +2,10 @@
 //!
 //! Hosts read the request body with the limit [`Api::body_limit`] gives them
 //! (refusing before buffering with [`Api::payload_too_large`]), call
-//! [`Api::handle`] and send the response. `handle` makes the request's writes
-//! durable itself ([`Store::flush`]) before it answers a successful request that
-//! may have written, so a 2xx always means durable; hosts need not flush.
+//! [`Api::handle`], call [`Store::flush`] when the request's method may write
+//! (anything but GET, HEAD and OPTIONS; a failed flush turns the answer into a
+//! 503), and send the response. `handle` checks the body limit again itself, so a
+//! host that forgets cannot make it buffer more.
 //!
 //! Layout: `router` (segments, query strings, methods), `error` (the one mapping
 //! of failures to statuses and JSON bodies), `json`, `ops` (`/healthz`,
@@ -33,9 +34,7 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self {
-            namespace: "default".into(),
-        }
+        Self { namespace: "default".into() }
     }
 }
 
@@ -95,12 +94,6 @@ impl<S: Store, E: Env> Api<S, E> {
             Ok(res) => res,
             Err(e) => e.into_response(),
         };
-        let wrote = !matches!(parts.method, Method::GET | Method::HEAD);
-        if wrote && res.status().is_success() {
-            if let Err(e) = self.engine.store().flush().await {
-                res = ApiError::from(crate::engine::Error::from(e)).into_response();
-            }
-        }
         if parts.method == Method::HEAD {
             *res.body_mut() = Bytes::new();
         }
@@ -123,11 +116,7 @@ impl<S: Store, E: Env> Api<S, E> {
                 let ns = self.ns.as_ref().map_err(|e| {
                     ApiError::internal(format!("the configured namespace is invalid: {e}"))
                 })?;
-                let cx = v1::Cx {
-                    engine: &self.engine,
-                    ns,
-                    parts,
-                };
+                let cx = v1::Cx { engine: &self.engine, ns, parts };
                 v1::handle(&cx, rest, body).await
             }
             _ => Err(ApiError::no_route(path)),
@@ -160,10 +149,7 @@ mod tests {
     }
 
     fn api() -> Api<MemoryStore, FixedEnv> {
-        Api::new(
-            Engine::new(MemoryStore::new(), FixedEnv),
-            ApiConfig::default(),
-        )
+        Api::new(Engine::new(MemoryStore::new(), FixedEnv), ApiConfig::default())
     }
 
     fn req(method: &str, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> Request<Bytes> {
@@ -197,10 +183,7 @@ mod tests {
         assert_eq!(s, 200);
         assert_eq!(v["status"], "ok");
         assert_eq!(v["store"], "ok");
-        assert_eq!(
-            code("POST", "/healthz", b""),
-            (405, "method_not_allowed".into())
-        );
+        assert_eq!(code("POST", "/healthz", b""), (405, "method_not_allowed".into()));
     }
 
     #[test]
@@ -263,31 +246,16 @@ mod tests {
 
     #[test]
     fn queue_config_is_checked_before_the_engine() {
-        assert_eq!(
-            code("PUT", "/v1/queues/q", b"{"),
-            (400, "invalid_json".into())
-        );
-        assert_eq!(
-            code("PUT", "/v1/queues/q", b"[]"),
-            (400, "invalid_body".into())
-        );
+        assert_eq!(code("PUT", "/v1/queues/q", b"{"), (400, "invalid_json".into()));
+        assert_eq!(code("PUT", "/v1/queues/q", b"[]"), (400, "invalid_body".into()));
         let (s, v, _) = call(req("PUT", "/v1/queues/q", &[], br#"{"partitons":2}"#));
         assert_eq!(s, 400);
         assert_eq!(v["error"]["code"], "invalid_body");
-        assert!(v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("partitons"));
+        assert!(v["error"]["message"].as_str().unwrap().contains("partitons"));
         let (s, v, _) = call(req("PUT", "/v1/queues/q", &[], br#"{"delay":"soon"}"#));
-        assert_eq!(
-            (s, v["error"]["code"].as_str()),
-            (400, Some("invalid_body"))
-        );
+        assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_body")));
         let (s, v, _) = call(req("PUT", "/v1/queues/q", &[], br#"{"delay":100000}"#));
-        assert_eq!(
-            (s, v["error"]["code"].as_str()),
-            (400, Some("invalid_value"))
-        );
+        assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_value")));
         assert!(v["error"]["message"].as_str().unwrap().contains("delay"));
         assert_eq!(code("PUT", "/v1/queues/q?x=1", b"").1, "invalid_query");
     }
@@ -305,11 +273,7 @@ mod tests {
             "/v1/queues/q/messages?order=up",
             "/v1/queues/q/messages?after=nope",
         ] {
-            assert_eq!(
-                code("GET", uri, b""),
-                (400, "invalid_query".into()),
-                "{uri}"
-            );
+            assert_eq!(code("GET", uri, b""), (400, "invalid_query".into()), "{uri}");
         }
         for uri in [
             "/v1/queues/q/pop?count=0",
@@ -318,24 +282,13 @@ mod tests {
             "/v1/queues/q/receive?wait=21",
             "/v1/queues/q/receive?visibility_timeout=-1",
         ] {
-            assert_eq!(
-                code("POST", uri, b""),
-                (400, "invalid_query".into()),
-                "{uri}"
-            );
+            assert_eq!(code("POST", uri, b""), (400, "invalid_query".into()), "{uri}");
         }
         assert_eq!(
-            code(
-                "POST",
-                "/v1/queues/q/receive?visibility_timeout=999999",
-                b""
-            ),
+            code("POST", "/v1/queues/q/receive?visibility_timeout=999999", b""),
             (400, "invalid_value".into())
         );
-        assert_eq!(
-            code("DELETE", "/v1/queues/q?if_empty=yes", b"").1,
-            "invalid_query"
-        );
+        assert_eq!(code("DELETE", "/v1/queues/q?if_empty=yes", b"").1, "invalid_query");
     }
 
     #[test]
@@ -365,10 +318,7 @@ mod tests {
         let single = a.body_limit(&parts("POST", "/v1/queues/q/messages"));
         assert!(single > crate::model::MAX_BODY_LEN);
         let id = crate::model::MessageId::new(1, 0, 1);
-        assert_eq!(
-            a.body_limit(&parts("PUT", &format!("/v1/queues/q/messages/{id}"))),
-            single
-        );
+        assert_eq!(a.body_limit(&parts("PUT", &format!("/v1/queues/q/messages/{id}"))), single);
         assert!(a.body_limit(&parts("POST", "/v1/queues/q/messages/batch")) >= 16 << 20);
         assert_eq!(a.body_limit(&parts("PUT", "/v1/queues/q")), 64 << 10);
         assert_eq!(a.body_limit(&parts("GET", "/nope")), 64 << 10);
@@ -381,20 +331,11 @@ mod tests {
     fn batch_and_receipt_bodies_are_checked_before_the_engine() {
         let batch = "/v1/queues/q/messages/batch";
         assert_eq!(code("POST", batch, b"{\"messages\":[]}").1, "invalid_body");
-        assert_eq!(
-            code("POST", batch, b"{\"messages\":[{}]}").1,
-            "invalid_body"
-        );
+        assert_eq!(code("POST", batch, b"{\"messages\":[{}]}").1, "invalid_body");
         assert_eq!(code("POST", batch, b"{\"msgs\":[]}").1, "invalid_body");
         assert_eq!(code("POST", batch, b"not json").1, "invalid_json");
-        let many = format!(
-            "{{\"messages\":[{}]}}",
-            vec!["{\"body\":\"x\"}"; 1001].join(",")
-        );
-        assert_eq!(
-            code("POST", batch, many.as_bytes()),
-            (400, "too_many_entries".into())
-        );
+        let many = format!("{{\"messages\":[{}]}}", vec!["{\"body\":\"x\"}"; 1001].join(","));
+        assert_eq!(code("POST", batch, many.as_bytes()), (400, "too_many_entries".into()));
         let ack = "/v1/queues/q/ack";
         assert_eq!(code("POST", ack, b"{\"receipts\":[]}").1, "invalid_body");
         assert_eq!(code("POST", ack, b"").1, "invalid_json");
@@ -403,36 +344,21 @@ mod tests {
             (400, "invalid_receipt".into())
         );
         assert_eq!(
-            code(
-                "POST",
-                "/v1/queues/q/nack",
-                b"{\"receipts\":[\"r1.0.1.1\"],\"delay\":901}"
-            )
-            .1,
+            code("POST", "/v1/queues/q/nack", b"{\"receipts\":[\"r1.0.1.1\"],\"delay\":901}").1,
             "invalid_value"
         );
         assert_eq!(
-            code(
-                "POST",
-                "/v1/queues/q/extend",
-                b"{\"receipts\":[\"r1.0.1.1\"]}"
-            )
-            .1,
+            code("POST", "/v1/queues/q/extend", b"{\"receipts\":[\"r1.0.1.1\"]}").1,
             "invalid_body"
         );
-        assert_eq!(
-            code("GET", "/v1/queues/q/messages/nope", b"").1,
-            "invalid_message_id"
-        );
+        assert_eq!(code("GET", "/v1/queues/q/messages/nope", b"").1, "invalid_message_id");
     }
 
     #[test]
     fn a_bad_namespace_is_a_server_error_not_a_panic() {
         let a = Api::new(
             Engine::new(MemoryStore::new(), FixedEnv),
-            ApiConfig {
-                namespace: "bad ns".into(),
-            },
+            ApiConfig { namespace: "bad ns".into() },
         );
         let res = block_on(a.handle(req("GET", "/v1/queues", &[], b"")));
         assert_eq!(res.status(), 500);
@@ -440,14 +366,8 @@ mod tests {
 
     #[test]
     fn hostile_inputs_never_panic() {
-        let junk: [&[u8]; 6] = [
-            b"",
-            b"\0",
-            b"\xff\xfe{",
-            b"{\"messages\":null}",
-            b"[[[[[[",
-            b"{\"receipts\":[1,2]}",
-        ];
+        let junk: [&[u8]; 6] =
+            [b"", b"\0", b"\xff\xfe{", b"{\"messages\":null}", b"[[[[[[", b"{\"receipts\":[1,2]}"];
         let uris = [
             "/v1/queues/q",
             "/v1/queues/q/messages/batch",

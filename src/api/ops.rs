@@ -18,10 +18,9 @@ pub(crate) async fn healthz<S: Store>(
 ) -> Result<Response<Bytes>, ApiError> {
     allow(method, "GET, HEAD")?;
     Ok(match store.get(PROBE_KEY).await {
-        Ok(_) => json::response(
-            StatusCode::OK,
-            &serde_json::json!({"status": "ok", "store": "ok"}),
-        ),
+        Ok(_) => {
+            json::response(StatusCode::OK, &serde_json::json!({"status": "ok", "store": "ok"}))
+        }
         Err(e) => json::response(
             StatusCode::SERVICE_UNAVAILABLE,
             &serde_json::json!({"status": "unavailable", "store": e.to_string()}),
@@ -33,9 +32,7 @@ pub(crate) async fn healthz<S: Store>(
 pub(crate) fn heartbeat(method: &Method) -> Result<Response<Bytes>, ApiError> {
     allow(method, "GET, HEAD")?;
     let mut res = Response::new(Bytes::from_static(b"OK"));
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     Ok(res)
 }

@@ -81,17 +81,12 @@ impl Query {
 
     /// The value of `name`, if given.
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        self.pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 
     /// An integer parameter within `lo..=hi`.
     pub(crate) fn int(&self, name: &str, lo: u64, hi: u64) -> Result<Option<u64>, ApiError> {
-        self.get(name)
-            .map(|v| parse_int(v, lo, hi).map_err(|m| query_error(name, m)))
-            .transpose()
+        self.get(name).map(|v| parse_int(v, lo, hi).map_err(|m| query_error(name, m))).transpose()
     }
 
     /// A boolean parameter (`true`/`false`/`1`/`0`).
@@ -129,10 +124,7 @@ mod tests {
     #[test]
     fn splits_paths_into_a_bounded_number_of_segments() {
         assert_eq!(raw_segments("/v1/queues").unwrap(), vec!["v1", "queues"]);
-        assert_eq!(
-            raw_segments("/v1/queues/").unwrap(),
-            vec!["v1", "queues", ""]
-        );
+        assert_eq!(raw_segments("/v1/queues/").unwrap(), vec!["v1", "queues", ""]);
         assert_eq!(raw_segments("/").unwrap(), vec![""]);
         assert!(raw_segments("v1").is_none());
         assert!(raw_segments(&"/a".repeat(100_000)).is_none());
@@ -168,10 +160,7 @@ mod tests {
         assert_eq!(q.int("limit", 1, 10).unwrap(), Some(5));
         assert_eq!(q.get("prefix"), Some("a b"));
         assert_eq!(q.int("cursor", 1, 10).unwrap(), None);
-        assert_eq!(
-            Query::parse(Some("limt=5"), &["limit"]).unwrap_err().code(),
-            "invalid_query"
-        );
+        assert_eq!(Query::parse(Some("limt=5"), &["limit"]).unwrap_err().code(), "invalid_query");
         assert!(Query::parse(Some("limit=1&limit=2"), &["limit"]).is_err());
         assert!(Query::parse(None, &[]).is_ok());
         assert!(Query::parse(Some(""), &[]).is_ok());

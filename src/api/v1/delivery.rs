@@ -184,10 +184,7 @@ async fn by_receipts<S: Store, E: Env>(
             })
         })
         .collect();
-    let valid: Vec<Receipt> = parsed
-        .iter()
-        .filter_map(|p| p.as_ref().ok().copied())
-        .collect();
+    let valid: Vec<Receipt> = parsed.iter().filter_map(|p| p.as_ref().ok().copied()).collect();
     let done = if valid.is_empty() {
         Vec::new()
     } else {
@@ -255,9 +252,7 @@ mod tests {
     fn receipt_bodies_are_strict() {
         assert!(json::parse::<AckRequest>(br#"{"receipts":["r1.0.1.1"]}"#).is_ok());
         assert_eq!(
-            json::parse::<AckRequest>(br#"{"receipts":"r1.0.1.1"}"#)
-                .unwrap_err()
-                .code(),
+            json::parse::<AckRequest>(br#"{"receipts":"r1.0.1.1"}"#).unwrap_err().code(),
             "invalid_body"
         );
         assert!(json::parse::<AckRequest>(br#"{"receipts":[],"delay":1}"#).is_err());
@@ -269,10 +264,7 @@ mod tests {
     #[test]
     fn results_keep_order_and_count_failures() {
         let raw = vec!["a".to_owned(), "b".to_owned()];
-        let outcomes = vec![
-            Ok(()),
-            Err(ApiError::from(engine::Error::StaleReceipt("b".into()))),
-        ];
+        let outcomes = vec![Ok(()), Err(ApiError::from(engine::Error::StaleReceipt("b".into())))];
         let res = results(&raw, &outcomes);
         assert_eq!(res.status(), 200);
         let v: serde_json::Value = serde_json::from_slice(res.body()).unwrap();

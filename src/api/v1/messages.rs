@@ -36,10 +36,7 @@ struct SentJson {
 
 impl From<Sent> for SentJson {
     fn from(s: Sent) -> Self {
-        Self {
-            id: s.id,
-            duplicate: s.duplicate,
-        }
+        Self { id: s.id, duplicate: s.duplicate }
     }
 }
 
@@ -56,7 +53,11 @@ fn body_size(len: usize) -> Result<(), ApiError> {
 
 fn content_type_header(h: &HeaderMap) -> Result<Option<String>, ApiError> {
     wire::header(h, header::CONTENT_TYPE.as_str())?
-        .map(|v| wire::content_type(v).map_err(|m| ApiError::bad_request("invalid_header", m)))
+        .map(|v| {
+            wire::content_type(v).map_err(|m| {
+                ApiError::bad_request("invalid_header", format!("header Content-Type: {m}"))
+            })
+        })
         .transpose()
 }
 
@@ -78,7 +79,11 @@ pub(super) async fn send<S: Store, E: Env>(
     }
     let partition = wire::int_header(h, PARTITION, 0, u64::from(MAX_PARTITIONS) - 1)?;
     let idempotency_key = wire::header(h, IDEMPOTENCY_KEY)?
-        .map(|k| wire::idempotency_key(k).map_err(|m| ApiError::bad_request("invalid_header", m)))
+        .map(|k| {
+            wire::idempotency_key(k).map_err(|m| {
+                ApiError::bad_request("invalid_header", format!("header Idempotency-Key: {m}"))
+            })
+        })
         .transpose()?;
     let content_type = content_type_header(h)?;
     body_size(body.len())?;
@@ -91,18 +96,11 @@ pub(super) async fn send<S: Store, E: Env>(
         partition: partition.map(|p| p as u16),
         idempotency_key,
     };
-    let sent = cx
-        .engine
-        .send(cx.ns, q, vec![msg])
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::internal("the engine returned no outcome for the message"))??;
-    let status = if sent.duplicate {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
+    let sent =
+        cx.engine.send(cx.ns, q, vec![msg]).await?.into_iter().next().ok_or_else(|| {
+            ApiError::internal("the engine returned no outcome for the message")
+        })??;
+    let status = if sent.duplicate { StatusCode::OK } else { StatusCode::CREATED };
     let mut res = json::response(status, &SentJson::from(sent));
     if let Some(loc) = location(q, sent.id) {
         res.headers_mut().insert(header::LOCATION, loc);
@@ -163,14 +161,10 @@ impl BatchEntry {
         if self.partition.is_some_and(|p| p >= MAX_PARTITIONS) {
             return Err(bad(format!("partition must be below {MAX_PARTITIONS}")));
         }
-        let content_type = self
-            .content_type
-            .map(|c| wire::content_type(&c).map_err(bad))
-            .transpose()?;
-        let idempotency_key = self
-            .idempotency_key
-            .map(|k| wire::idempotency_key(&k).map_err(bad))
-            .transpose()?;
+        let content_type =
+            self.content_type.map(|c| wire::content_type(&c).map_err(bad)).transpose()?;
+        let idempotency_key =
+            self.idempotency_key.map(|k| wire::idempotency_key(&k).map_err(bad)).transpose()?;
         Ok(NewMessage {
             body,
             content_type,
@@ -187,9 +181,7 @@ impl BatchEntry {
 #[serde(untagged)]
 enum EntryResult<'a, T> {
     Ok(T),
-    Err {
-        error: crate::api::error::ErrorBody<'a>,
-    },
+    Err { error: crate::api::error::ErrorBody<'a> },
 }
 
 /// `POST /v1/queues/{q}/messages/batch`: every entry is checked before any is
@@ -221,10 +213,8 @@ pub(super) async fn send_batch<S: Store, E: Env>(
             outcomes.len()
         )));
     }
-    let errors: Vec<Option<ApiError>> = outcomes
-        .iter()
-        .map(|o| o.as_ref().err().map(|e| ApiError::from(e.clone())))
-        .collect();
+    let errors: Vec<Option<ApiError>> =
+        outcomes.iter().map(|o| o.as_ref().err().map(|e| ApiError::from(e.clone()))).collect();
     let results: Vec<EntryResult<'_, SentJson>> = outcomes
         .iter()
         .zip(&errors)
@@ -232,10 +222,7 @@ pub(super) async fn send_batch<S: Store, E: Env>(
             (Ok(s), _) => EntryResult::Ok(SentJson::from(*s)),
             (Err(_), Some(e)) => EntryResult::Err { error: e.body() },
             (Err(_), None) => EntryResult::Err {
-                error: crate::api::error::ErrorBody {
-                    code: "internal",
-                    message: "",
-                },
+                error: crate::api::error::ErrorBody { code: "internal", message: "" },
             },
         })
         .collect();
@@ -246,14 +233,7 @@ pub(super) async fn send_batch<S: Store, E: Env>(
         succeeded: usize,
         failed: usize,
     }
-    Ok(json::response(
-        StatusCode::OK,
-        &Batch {
-            results,
-            succeeded: n - failed,
-            failed,
-        },
-    ))
+    Ok(json::response(StatusCode::OK, &Batch { results, succeeded: n - failed, failed }))
 }
 
 /// `GET /v1/queues/{q}/messages?after=&limit=&order=&partition=`
@@ -271,9 +251,7 @@ pub(super) async fn browse<S: Store, E: Env>(
             })
         })
         .transpose()?;
-    let limit = query
-        .int("limit", 1, MAX_BROWSE_LIMIT)?
-        .unwrap_or(DEFAULT_BROWSE_LIMIT);
+    let limit = query.int("limit", 1, MAX_BROWSE_LIMIT)?.unwrap_or(DEFAULT_BROWSE_LIMIT);
     let order = match query.get("order") {
         None | Some("asc") => Order::Ascending,
         Some("desc") => Order::Descending,
@@ -293,15 +271,8 @@ pub(super) async fn browse<S: Store, E: Env>(
         partition: partition.map(|p| p as u16),
     };
     let msgs = cx.engine.browse(cx.ns, q, opts).await?;
-    let next = if msgs.len() as u64 >= limit {
-        msgs.last().map(|m| m.id)
-    } else {
-        None
-    };
-    Ok(json::response(
-        StatusCode::OK,
-        &MessagesJson::new(&msgs, Some(next)),
-    ))
+    let next = if msgs.len() as u64 >= limit { msgs.last().map(|m| m.id) } else { None };
+    Ok(json::response(StatusCode::OK, &MessagesJson::new(&msgs, Some(next))))
 }
 
 /// `GET /v1/queues/{q}/messages/{id}`: the raw body with metadata headers.
@@ -325,9 +296,7 @@ pub(super) async fn put<S: Store, E: Env>(
     cx.query(&[])?;
     let content_type = content_type_header(&cx.parts.headers)?;
     body_size(body.len())?;
-    cx.engine
-        .put_message(cx.ns, q, id, body, content_type)
-        .await?;
+    cx.engine.put_message(cx.ns, q, id, body, content_type).await?;
     Ok(json::empty(StatusCode::NO_CONTENT))
 }
 
@@ -362,18 +331,9 @@ mod tests {
         assert_eq!(e.code(), "invalid_body");
         assert!(e.body().message.starts_with("messages[3]"));
         assert!(entry(r#"{"body":"a","body_base64":"YQ=="}"#).is_err());
-        assert_eq!(
-            entry(r#"{"body_base64":"!!"}"#).unwrap_err().code(),
-            "invalid_body"
-        );
-        assert_eq!(
-            entry(r#"{"body":"a","delay":901}"#).unwrap_err().code(),
-            "invalid_value"
-        );
-        assert_eq!(
-            entry(r#"{"body":"a","ttl":0}"#).unwrap_err().code(),
-            "invalid_value"
-        );
+        assert_eq!(entry(r#"{"body_base64":"!!"}"#).unwrap_err().code(), "invalid_body");
+        assert_eq!(entry(r#"{"body":"a","delay":901}"#).unwrap_err().code(), "invalid_value");
+        assert_eq!(entry(r#"{"body":"a","ttl":0}"#).unwrap_err().code(), "invalid_value");
         assert!(entry(r#"{"body":"a","partition":200}"#).is_err());
         assert!(entry(r#"{"body":"a","idempotency_key":""}"#).is_err());
         assert!(serde_json::from_str::<BatchEntry>(r#"{"body":"a","extra":1}"#).is_err());

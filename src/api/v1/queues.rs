@@ -21,16 +21,12 @@ const MAX_CURSOR_LEN: usize = 256;
 /// `GET /v1/queues?prefix=&limit=&cursor=&details=`
 pub(super) async fn list<S: Store, E: Env>(cx: &Cx<'_, S, E>) -> Result<Response<Bytes>, ApiError> {
     let q = cx.query(&["prefix", "limit", "cursor", "details"])?;
-    let limit = q
-        .int("limit", 1, MAX_LIST_LIMIT)?
-        .unwrap_or(DEFAULT_LIST_LIMIT);
+    let limit = q.int("limit", 1, MAX_LIST_LIMIT)?.unwrap_or(DEFAULT_LIST_LIMIT);
     let details = q.bool("details")?.unwrap_or(false);
     let prefix = q.get("prefix").filter(|p| !p.is_empty());
     if let Some(p) = prefix {
         if p.len() > Name::MAX_LEN
-            || !p
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            || !p.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
         {
             return Err(ApiError::bad_request(
                 "invalid_query",
@@ -46,10 +42,7 @@ pub(super) async fn list<S: Store, E: Env>(cx: &Cx<'_, S, E>) -> Result<Response
         ));
     }
     // `limit` is at most MAX_LIST_LIMIT, so the cast cannot truncate.
-    let page = cx
-        .engine
-        .list_queues(cx.ns, prefix, limit as usize, cursor, details)
-        .await?;
+    let page = cx.engine.list_queues(cx.ns, prefix, limit as usize, cursor, details).await?;
     #[derive(Serialize)]
     struct Page<'a> {
         queues: Vec<QueueJson<'a>>,
@@ -78,11 +71,7 @@ pub(super) async fn put<S: Store, E: Env>(
     };
     config.validate().map_err(crate::engine::Error::from)?;
     let (info, created) = cx.engine.put_queue(cx.ns, q, config).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     let mut res = json::response(status, &QueueJson::from(&info));
     if created {
         if let Ok(loc) = HeaderValue::from_str(&format!("/v1/queues/{q}")) {
@@ -120,8 +109,5 @@ pub(super) async fn purge<S: Store, E: Env>(
 ) -> Result<Response<Bytes>, ApiError> {
     cx.query(&[])?;
     let purged = cx.engine.purge_queue(cx.ns, q).await?;
-    Ok(json::response(
-        StatusCode::OK,
-        &serde_json::json!({ "purged": purged }),
-    ))
+    Ok(json::response(StatusCode::OK, &serde_json::json!({ "purged": purged })))
 }

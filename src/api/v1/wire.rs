@@ -65,16 +65,10 @@ pub(crate) fn header<'h>(h: &'h HeaderMap, name: &str) -> Result<Option<&'h str>
         return Ok(None);
     };
     if all.next().is_some() {
-        return Err(ApiError::bad_request(
-            "invalid_header",
-            format!("header {name} is repeated"),
-        ));
+        return Err(ApiError::bad_request("invalid_header", format!("header {name} is repeated")));
     }
     v.to_str().map(Some).map_err(|_| {
-        ApiError::bad_request(
-            "invalid_header",
-            format!("header {name} is not visible ASCII"),
-        )
+        ApiError::bad_request("invalid_header", format!("header {name} is not visible ASCII"))
     })
 }
 
@@ -154,10 +148,7 @@ impl<'a> From<&'a Message> for MessageJson<'a> {
     fn from(m: &'a Message) -> Self {
         let (body, body_base64) = match std::str::from_utf8(&m.body) {
             Ok(s) => (Some(s), None),
-            Err(_) => (
-                None,
-                Some(base64::engine::general_purpose::STANDARD.encode(&m.body)),
-            ),
+            Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(&m.body))),
         };
         Self {
             id: m.id,
@@ -185,10 +176,7 @@ pub(crate) struct MessagesJson<'a> {
 impl<'a> MessagesJson<'a> {
     /// The envelope of `msgs`; `next_after` is given for browse pages only.
     pub(crate) fn new(msgs: &'a [Message], next_after: Option<Option<MessageId>>) -> Self {
-        Self {
-            messages: msgs.iter().map(MessageJson::from).collect(),
-            next_after,
-        }
+        Self { messages: msgs.iter().map(MessageJson::from).collect(), next_after }
     }
 }
 
@@ -226,11 +214,7 @@ pub(crate) fn raw_message(m: Message) -> Response<Bytes> {
     }
     // A stored type a header cannot carry (written by another route set) is dropped,
     // never a reason to fail the read.
-    if let Some(ct) = m
-        .content_type
-        .as_deref()
-        .and_then(|c| HeaderValue::from_str(c).ok())
-    {
+    if let Some(ct) = m.content_type.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
         h.insert(header::CONTENT_TYPE, ct);
     }
     *res.status_mut() = StatusCode::OK;
@@ -316,10 +300,7 @@ mod tests {
         assert_eq!(res.status(), 200);
         assert_eq!(&res.body()[..], b"\x00\x01");
         let h = res.headers();
-        assert_eq!(
-            h[MESSAGE_ID],
-            MessageId::new(1000, 0, 1).to_string().as_str()
-        );
+        assert_eq!(h[MESSAGE_ID], MessageId::new(1000, 0, 1).to_string().as_str());
         assert_eq!(h[RECEIPT], "r1.0.1.2");
         assert_eq!(h[RECEIVE_COUNT], "2");
         assert_eq!(h[header::CONTENT_TYPE], "text/plain");
@@ -338,10 +319,7 @@ mod tests {
         assert_eq!(int_header(&h, "edgeq-delay", 0, 10).unwrap(), Some(5));
         assert_eq!(int_header(&h, "edgeq-ttl", 0, 10).unwrap(), None);
         h.insert("edgeq-delay", HeaderValue::from_static("soon"));
-        assert_eq!(
-            int_header(&h, "edgeq-delay", 0, 10).unwrap_err().code(),
-            "invalid_header"
-        );
+        assert_eq!(int_header(&h, "edgeq-delay", 0, 10).unwrap_err().code(), "invalid_header");
         h.append("edgeq-delay", HeaderValue::from_static("1"));
         assert!(header(&h, "edgeq-delay").is_err());
         h.insert("x", HeaderValue::from_bytes(b"\xe9").unwrap());
@@ -372,13 +350,7 @@ mod tests {
     #[test]
     fn lists_are_bounded_while_reading() {
         let ok = format!("{{\"xs\":[{}]}}", vec!["1"; MAX_ENTRIES].join(","));
-        assert_eq!(
-            crate::api::json::parse::<L>(ok.as_bytes())
-                .unwrap()
-                .xs
-                .len(),
-            MAX_ENTRIES
-        );
+        assert_eq!(crate::api::json::parse::<L>(ok.as_bytes()).unwrap().xs.len(), MAX_ENTRIES);
         let long = format!("{{\"xs\":[{}]}}", vec!["1"; MAX_ENTRIES + 1].join(","));
         let e = too_many(crate::api::json::parse::<L>(long.as_bytes()).unwrap_err());
         assert_eq!(e.code(), "too_many_entries");

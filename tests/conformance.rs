@@ -1,0 +1,99 @@
+//! The black-box HTTP conformance suite: every scenario runs against every host
+//! over loopback with a real HTTP client, with the same expectations.
+//!
+//! - Scenarios live in `tests/conformance/*.rs`; each is
+//!   `pub async fn name(c: &Client)` and sees only a base URL and a client.
+//! - Hosts are the [`support::Target`]s listed in the `conformance!` call at the
+//!   bottom: adding a host is one line there and a variant in `support`.
+//! - Tests are named `<host>::<scenario>` (scenario names are unique), so
+//!   `cargo test --test conformance native_redb::` runs one host.
+//!
+//! The contract checked here is `docs/api-v1.md`.
+
+mod support;
+
+#[path = "conformance/concurrency.rs"]
+mod concurrency;
+#[path = "conformance/errors.rs"]
+mod errors;
+#[path = "conformance/leases.rs"]
+mod leases;
+#[path = "conformance/messages.rs"]
+mod messages;
+#[path = "conformance/ops.rs"]
+mod ops;
+#[path = "conformance/queues.rs"]
+mod queues;
+
+/// One test module per host; one test per scenario in it.
+macro_rules! for_host {
+    ($host:ident, $target:expr, [$($module:ident :: $name:ident),* $(,)?]) => {
+        mod $host {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    crate::support::run($target, |c| async move {
+                        crate::$module::$name(&c).await
+                    })
+                    .await;
+                }
+            )*
+        }
+    };
+}
+
+/// Every scenario against every host.
+macro_rules! conformance {
+    (hosts: [$($host:ident => $target:expr),* $(,)?], scenarios: $scenarios:tt) => {
+        $( for_host!($host, $target, $scenarios); )*
+    };
+}
+
+conformance! {
+    hosts: [
+        native_memory => crate::support::Target::NativeMemory,
+        native_redb => crate::support::Target::NativeRedb,
+        wasm => crate::support::Target::Wasm,
+    ],
+    scenarios: [
+        ops::healthz_and_heartbeat,
+        queues::create_get_update,
+        queues::list_paginates_with_prefix_and_details,
+        queues::delete_if_empty,
+        queues::purge_empties_the_queue,
+        queues::routes_of_a_missing_queue_are_404,
+        queues::partitions_only_grow,
+        queues::dead_letter_queue_must_exist,
+        messages::send_keeps_any_content_type,
+        messages::binary_bodies_round_trip_byte_exact,
+        messages::four_mib_is_the_limit,
+        messages::delay_hides_then_shows,
+        messages::ttl_expires_messages,
+        messages::idempotency_key_repeat_returns_the_first_id,
+        messages::batch_mixes_text_and_base64,
+        messages::batch_limits,
+        messages::browse_pages_without_consuming,
+        messages::get_put_delete_by_id,
+        leases::pop_is_fifo_and_destructive,
+        leases::pop_with_count_is_an_envelope,
+        leases::receive_then_ack,
+        leases::receive_many_and_ack_in_one_call,
+        leases::nack_makes_visible_again,
+        leases::expired_lease_is_redelivered_and_old_receipt_stale,
+        leases::extend_keeps_the_lease,
+        leases::receipt_batches_report_per_receipt,
+        leases::dead_letter_after_max_receives,
+        leases::long_poll_returns_a_message_sent_meanwhile,
+        errors::malformed_json_stores_nothing,
+        errors::unknown_fields_are_refused,
+        errors::wrong_types_and_out_of_range_values,
+        errors::bad_names_name_the_rule,
+        errors::oversized_bodies_are_413,
+        errors::bad_header_values_store_nothing,
+        errors::unknown_routes_are_404,
+        errors::wrong_methods_are_405_with_allow,
+        errors::bad_query_parameters,
+        errors::bad_receipts_and_ids,
+        concurrency::producers_and_consumers_lose_and_duplicate_nothing,
+    ]
+}

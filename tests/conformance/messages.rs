@@ -1,0 +1,367 @@
+//! Sending (single and batch), browsing, and reading/overwriting/deleting by id.
+
+use crate::support::{eventually, Client};
+use reqwest::Method;
+use serde_json::json;
+use std::time::Duration;
+
+const MAX: usize = 4 << 20;
+
+pub async fn send_keeps_any_content_type(c: &Client) {
+    c.create("q", json!({})).await;
+    let r = c
+        .send(
+            c.req(Method::POST, "/v1/queues/q/messages")
+                .header("content-type", "application/vnd.acme+xml; v=2")
+                .body("<a/>"),
+        )
+        .await;
+    r.expect(201);
+    let v = r.json();
+    let id = v["id"].as_str().expect("an id").to_owned();
+    assert_eq!(v["duplicate"], false);
+    assert_eq!(r.header("location"), Some(format!("/v1/queues/q/messages/{id}").as_str()));
+    // Without a Content-Type too.
+    let r = c.send(c.req(Method::POST, "/v1/queues/q/messages").body("plain")).await;
+    r.expect(201);
+    let id2 = r.json()["id"].as_str().unwrap().to_owned();
+    assert_ne!(id, id2);
+    assert_eq!(c.count("q").await, 2);
+
+    let m = c.pop("q").await.expect("a message");
+    assert_eq!(&m.body[..], b"<a/>");
+    assert_eq!(m.header("content-type"), Some("application/vnd.acme+xml; v=2"));
+    assert_eq!(m.header("edgeq-message-id"), Some(id.as_str()));
+    let m = c.pop("q").await.expect("a message");
+    assert_eq!(&m.body[..], b"plain");
+    assert_eq!(m.header("edgeq-message-id"), Some(id2.as_str()));
+    assert!(c.pop("q").await.is_none());
+}
+
+pub async fn binary_bodies_round_trip_byte_exact(c: &Client) {
+    c.create("bin", json!({})).await;
+    let body: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+    let r = c
+        .send(
+            c.req(Method::POST, "/v1/queues/bin/messages")
+                .header("content-type", "application/octet-stream")
+                .body(body.clone()),
+        )
+        .await;
+    r.expect(201);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    // Empty body too.
+    c.push("bin", Vec::<u8>::new()).await;
+
+    // Browse (JSON): not UTF-8, so base64.
+    let r = c.get("/v1/queues/bin/messages").await;
+    r.expect(200);
+    let v = r.json();
+    let first = &v["messages"][0];
+    assert_eq!(first["id"], id.as_str());
+    assert!(first.get("body").is_none(), "binary is not given as text");
+    let b64 = first["body_base64"].as_str().expect("body_base64");
+    use base64::Engine as _;
+    assert_eq!(base64::engine::general_purpose::STANDARD.decode(b64).unwrap(), body);
+    assert_eq!(first["size"], body.len());
+    assert_eq!(v["messages"][1]["body"], "");
+
+    // By id and by pop (raw): byte exact.
+    let r = c.get(&format!("/v1/queues/bin/messages/{id}")).await;
+    r.expect(200);
+    assert_eq!(&r.body[..], &body[..]);
+    let m = c.pop("bin").await.expect("a message");
+    assert_eq!(&m.body[..], &body[..]);
+    assert_eq!(m.header("content-type"), Some("application/octet-stream"));
+    let m = c.pop("bin").await.expect("the empty message");
+    assert!(m.body.is_empty());
+}
+
+pub async fn four_mib_is_the_limit(c: &Client) {
+    c.create("big", json!({})).await;
+    let body: Vec<u8> = (0..MAX).map(|i| (i % 251) as u8).collect();
+    let r = c.send(c.req(Method::POST, "/v1/queues/big/messages").body(body.clone())).await;
+    r.expect(201);
+    let mut over = body.clone();
+    over.push(0);
+    c.send(c.req(Method::POST, "/v1/queues/big/messages").body(over))
+        .await
+        .expect_error(413, "message_too_large");
+    let stats = c.stats("big").await;
+    assert_eq!(stats["messages"], 1);
+    assert_eq!(stats["bytes"], MAX);
+    let m = c.pop("big").await.expect("the 4 MiB message");
+    assert_eq!(m.body.len(), MAX);
+    assert!(m.body[..] == body[..], "the 4 MiB body came back changed");
+    assert!(c.pop("big").await.is_none());
+}
+
+pub async fn delay_hides_then_shows(c: &Client) {
+    c.create("d", json!({})).await;
+    // Long delay: certainly hidden now, but held.
+    let r = c
+        .send(
+            c.req(Method::POST, "/v1/queues/d/messages").header("edgeq-delay", "600").body("later"),
+        )
+        .await;
+    r.expect(201);
+    assert!(c.pop("d").await.is_none(), "a delayed message is hidden");
+    assert_eq!(c.count("d").await, 1);
+    c.post("/v1/queues/d/purge").await.expect(200);
+
+    // Short delay: becomes visible by itself.
+    c.send(c.req(Method::POST, "/v1/queues/d/messages").header("edgeq-delay", "1").body("soon"))
+        .await
+        .expect(201);
+    let m =
+        eventually("the delayed message to appear", Duration::from_secs(15), || c.pop("d")).await;
+    assert_eq!(&m.body[..], b"soon");
+
+    // The queue's default delay applies too.
+    c.put_queue("d", &json!({"delay": 600})).await.expect(200);
+    c.push("d", "queue-delayed").await;
+    assert!(c.pop("d").await.is_none());
+    assert_eq!(c.count("d").await, 1);
+}
+
+pub async fn ttl_expires_messages(c: &Client) {
+    c.create("t", json!({})).await;
+    c.send(
+        c.req(Method::POST, "/v1/queues/t/messages").header("edgeq-ttl", "1").body("short-lived"),
+    )
+    .await
+    .expect(201);
+    let keep = c.push("t", "kept").await;
+    let keep = &keep;
+    // Browse until the short-lived one is gone (browsing does not consume).
+    eventually("the message to expire", Duration::from_secs(15), || async move {
+        let r = c.get("/v1/queues/t/messages").await;
+        r.expect(200);
+        let v = r.json();
+        let ids: Vec<String> = v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect();
+        (ids == [keep.clone()]).then_some(())
+    })
+    .await;
+    let m = c.pop("t").await.expect("the kept message");
+    assert_eq!(&m.body[..], b"kept");
+    assert!(c.pop("t").await.is_none(), "the expired message is never delivered");
+}
+
+pub async fn idempotency_key_repeat_returns_the_first_id(c: &Client) {
+    c.create("i", json!({})).await;
+    let send = |body: &'static str, key: &'static str| {
+        c.send(
+            c.req(Method::POST, "/v1/queues/i/messages").header("idempotency-key", key).body(body),
+        )
+    };
+    let r = send("first", "order-42").await;
+    r.expect(201);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let r = send("second", "order-42").await;
+    r.expect(200);
+    assert_eq!(r.json()["id"], id.as_str());
+    assert_eq!(r.json()["duplicate"], true);
+    assert_eq!(c.count("i").await, 1, "a repeat stores nothing");
+    let r = send("other", "order-43").await;
+    r.expect(201);
+    assert_ne!(r.json()["id"], id.as_str());
+
+    // Even after the first message is gone, the key still answers with its id.
+    let m = c.pop("i").await.expect("a message");
+    assert_eq!(&m.body[..], b"first");
+    let r = send("third", "order-42").await;
+    r.expect(200);
+    assert_eq!(r.json()["id"], id.as_str());
+    assert_eq!(c.count("i").await, 1);
+
+    // In a batch too.
+    let r = c
+        .post_json(
+            "/v1/queues/i/messages/batch",
+            &json!({"messages": [{"body": "b", "idempotency_key": "order-42"}]}),
+        )
+        .await;
+    r.expect(200);
+    assert_eq!(r.json()["results"][0]["id"], id.as_str());
+    assert_eq!(r.json()["results"][0]["duplicate"], true);
+    assert_eq!(c.count("i").await, 1);
+}
+
+pub async fn batch_mixes_text_and_base64(c: &Client) {
+    c.create("b", json!({})).await;
+    let r = c
+        .post_json(
+            "/v1/queues/b/messages/batch",
+            &json!({"messages": [
+                {"body": "héllo", "content_type": "text/plain; charset=utf-8"},
+                {"body_base64": "AP8B", "content_type": "application/octet-stream"},
+                {"body": "{\"k\":1}", "content_type": "application/json", "ttl": 60},
+            ]}),
+        )
+        .await;
+    r.expect(200);
+    let v = r.json();
+    assert_eq!(v["succeeded"], 3);
+    assert_eq!(v["failed"], 0);
+    let ids: Vec<String> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().expect("an id per entry").to_owned())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(c.count("b").await, 3);
+
+    let r = c.post("/v1/queues/b/pop?count=10").await;
+    r.expect(200);
+    let v = r.json();
+    let msgs = v["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 3);
+    assert_eq!(msgs[0]["id"], ids[0].as_str());
+    assert_eq!(msgs[0]["body"], "héllo");
+    assert_eq!(msgs[0]["content_type"], "text/plain; charset=utf-8");
+    assert_eq!(msgs[1]["body_base64"], "AP8B");
+    assert_eq!(msgs[1]["content_type"], "application/octet-stream");
+    assert_eq!(msgs[2]["body"], "{\"k\":1}");
+    assert_eq!(msgs[2]["content_type"], "application/json");
+}
+
+pub async fn batch_limits(c: &Client) {
+    c.create("b", json!({})).await;
+    let entries = |n: usize| json!({"messages": (0..n).map(|i| json!({"body": format!("m{i}")})).collect::<Vec<_>>()});
+    c.post_json("/v1/queues/b/messages/batch", &entries(1001))
+        .await
+        .expect_error(400, "too_many_entries");
+    assert_eq!(c.count("b").await, 0, "a refused batch stores nothing");
+    c.post_json("/v1/queues/b/messages/batch", &entries(0)).await.expect_error(400, "invalid_body");
+
+    // One bad entry refuses the whole batch, naming it.
+    let r = c
+        .post_json(
+            "/v1/queues/b/messages/batch",
+            &json!({"messages": [{"body": "ok"}, {"body_base64": "not base64!"}]}),
+        )
+        .await;
+    r.expect_error(400, "invalid_body");
+    assert!(r.message().contains("messages[1]"), "{}", r.message());
+    let r = c
+        .post_json(
+            "/v1/queues/b/messages/batch",
+            &json!({"messages": [{"body": "ok"}, {"body": "x", "body_base64": "eA=="}]}),
+        )
+        .await;
+    r.expect_error(400, "invalid_body");
+    let r = c
+        .post_json(
+            "/v1/queues/b/messages/batch",
+            &json!({"messages": [{"body": "ok"}, {"body": "x", "delay": 100000}]}),
+        )
+        .await;
+    r.expect_error(400, "invalid_value");
+    assert_eq!(c.count("b").await, 0, "a refused batch stores nothing");
+
+    let r = c.post_json("/v1/queues/b/messages/batch", &entries(1000)).await;
+    r.expect(200);
+    assert_eq!(r.json()["succeeded"], 1000);
+    assert_eq!(r.json()["results"].as_array().unwrap().len(), 1000);
+    assert_eq!(c.count("b").await, 1000);
+    // FIFO across the batch.
+    let r = c.post("/v1/queues/b/pop?count=100").await;
+    r.expect(200);
+    let v = r.json();
+    for (i, m) in v["messages"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(m["body"], format!("m{i}"));
+    }
+}
+
+pub async fn browse_pages_without_consuming(c: &Client) {
+    c.create("br", json!({})).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(c.push("br", format!("m{i}")).await);
+    }
+    let page = |path: String| async move {
+        let r = c.get(&path).await;
+        r.expect(200);
+        r.json()
+    };
+    let ids_of = |v: &serde_json::Value| -> Vec<String> {
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let v = page("/v1/queues/br/messages?limit=2".into()).await;
+    assert_eq!(ids_of(&v), ids[..2]);
+    assert_eq!(v["messages"][0]["body"], "m0");
+    assert_eq!(v["messages"][0]["receive_count"], 0);
+    assert!(v["messages"][0].get("receipt").is_none());
+    let next = v["next_after"].as_str().expect("a full page has next_after");
+    assert_eq!(next, ids[1]);
+
+    let v = page(format!("/v1/queues/br/messages?limit=2&after={next}")).await;
+    assert_eq!(ids_of(&v), ids[2..4]);
+    let v = page(format!("/v1/queues/br/messages?after={}", ids[3])).await;
+    assert_eq!(ids_of(&v), ids[4..]);
+    assert!(v["next_after"].is_null());
+
+    let v = page("/v1/queues/br/messages?order=desc&limit=3".into()).await;
+    let rev: Vec<String> = ids.iter().rev().take(3).cloned().collect();
+    assert_eq!(ids_of(&v), rev);
+
+    let v = page("/v1/queues/br/messages?limit=1000".into()).await;
+    assert_eq!(ids_of(&v), ids);
+    assert_eq!(c.count("br").await, 5, "browsing consumes nothing");
+    assert_eq!(&c.pop("br").await.unwrap().body[..], b"m0");
+}
+
+pub async fn get_put_delete_by_id(c: &Client) {
+    c.create("q", json!({})).await;
+    let a = c.push("q", "alpha").await;
+    let b = c.push("q", "beta").await;
+
+    let r = c.get(&format!("/v1/queues/q/messages/{a}")).await;
+    r.expect(200);
+    assert_eq!(&r.body[..], b"alpha");
+    assert_eq!(r.header("edgeq-message-id"), Some(a.as_str()));
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert_eq!(r.header("edgeq-receive-count"), Some("0"));
+
+    let r = c
+        .send(
+            c.req(Method::PUT, &format!("/v1/queues/q/messages/{a}"))
+                .header("content-type", "application/json")
+                .body("{\"v\":2}"),
+        )
+        .await;
+    r.expect(204);
+    let r = c.get(&format!("/v1/queues/q/messages/{a}")).await;
+    r.expect(200);
+    assert_eq!(&r.body[..], b"{\"v\":2}");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+
+    c.send(c.req(Method::DELETE, &format!("/v1/queues/q/messages/{b}"))).await.expect(204);
+    c.get(&format!("/v1/queues/q/messages/{b}")).await.expect_error(404, "message_not_found");
+    c.send(c.req(Method::DELETE, &format!("/v1/queues/q/messages/{b}")))
+        .await
+        .expect_error(404, "message_not_found");
+    c.send(c.req(Method::PUT, &format!("/v1/queues/q/messages/{b}")).body("z"))
+        .await
+        .expect_error(404, "message_not_found");
+    assert_eq!(c.count("q").await, 1);
+
+    // The overwritten message keeps its place and id.
+    let m = c.pop("q").await.expect("a message");
+    assert_eq!(m.header("edgeq-message-id"), Some(a.as_str()));
+    assert_eq!(&m.body[..], b"{\"v\":2}");
+    assert!(c.pop("q").await.is_none());
+    c.get(&format!("/v1/queues/q/messages/{a}")).await.expect_error(404, "message_not_found");
+}

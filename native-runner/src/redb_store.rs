@@ -99,9 +99,7 @@ pub struct RedbStore {
 
 impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedbStore")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        f.debug_struct("RedbStore").field("path", &self.path).finish_non_exhaustive()
     }
 }
 
@@ -117,8 +115,7 @@ impl RedbStore {
         // Create both tables up front so read transactions always find them.
         let txn = db.begin_write().map_err(|e| fail("begin", e))?;
         txn.open_table(VALUES).map_err(|e| fail("open values", e))?;
-        txn.open_table(COUNTERS)
-            .map_err(|e| fail("open counters", e))?;
+        txn.open_table(COUNTERS).map_err(|e| fail("open counters", e))?;
         txn.commit().map_err(|e| fail("commit", e))?;
 
         let db = Arc::new(db);
@@ -128,12 +125,7 @@ impl RedbStore {
             .name("edgeq-redb-writer".into())
             .spawn(move || Writer::new(writer_db).run(rx))
             .map_err(|e| fail("spawn writer thread", e))?;
-        Ok(Self {
-            db,
-            path,
-            ops: Some(tx),
-            writer: Some(writer),
-        })
+        Ok(Self { db, path, ops: Some(tx), writer: Some(writer) })
     }
 
     /// The file this store lives in.
@@ -160,9 +152,7 @@ impl RedbStore {
     ) -> StoreResult<T> {
         let txn = self.db.begin_read().map_err(|e| fail("begin read", e))?;
         let values = txn.open_table(VALUES).map_err(|e| fail("open values", e))?;
-        let counters = txn
-            .open_table(COUNTERS)
-            .map_err(|e| fail("open counters", e))?;
+        let counters = txn.open_table(COUNTERS).map_err(|e| fail("open counters", e))?;
         f(&values, &counters)
     }
 
@@ -181,15 +171,13 @@ impl RedbStore {
     }
 
     fn counter_now(&self, key: &str) -> StoreResult<i64> {
-        self.read(
-            |values, counters| match counters.get(key).map_err(|e| fail("get", e))? {
-                Some(n) => Ok(n.value()),
-                None if values.get(key).map_err(|e| fail("get", e))?.is_some() => {
-                    Err(misuse("increment", key))
-                }
-                None => Ok(0),
-            },
-        )
+        self.read(|values, counters| match counters.get(key).map_err(|e| fail("get", e))? {
+            Some(n) => Ok(n.value()),
+            None if values.get(key).map_err(|e| fail("get", e))?.is_some() => {
+                Err(misuse("increment", key))
+            }
+            None => Ok(0),
+        })
     }
 }
 
@@ -265,23 +253,10 @@ impl Store for RedbStore {
 
 /// One call sent to the writer thread.
 enum Op {
-    Set {
-        key: String,
-        value: Vec<u8>,
-        reply: oneshot::Sender<StoreResult<()>>,
-    },
-    Delete {
-        keys: Vec<String>,
-        reply: oneshot::Sender<StoreResult<()>>,
-    },
-    Increment {
-        key: String,
-        delta: i64,
-        reply: oneshot::Sender<StoreResult<i64>>,
-    },
-    Flush {
-        reply: oneshot::Sender<StoreResult<()>>,
-    },
+    Set { key: String, value: Vec<u8>, reply: oneshot::Sender<StoreResult<()>> },
+    Delete { keys: Vec<String>, reply: oneshot::Sender<StoreResult<()>> },
+    Increment { key: String, delta: i64, reply: oneshot::Sender<StoreResult<i64>> },
+    Flush { reply: oneshot::Sender<StoreResult<()>> },
 }
 
 impl Op {
@@ -411,19 +386,10 @@ impl Writer {
                 return Err(fail("begin write", e));
             }
         };
-        let durability = if durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        };
-        let mut error = txn
-            .set_durability(durability)
-            .err()
-            .map(|e| fail("set durability", e));
+        let durability = if durable { Durability::Immediate } else { Durability::None };
+        let mut error = txn.set_durability(durability).err().map(|e| fail("set durability", e));
         if error.is_none() {
-            let tables = txn
-                .open_table(VALUES)
-                .and_then(|v| Ok((v, txn.open_table(COUNTERS)?)));
+            let tables = txn.open_table(VALUES).and_then(|v| Ok((v, txn.open_table(COUNTERS)?)));
             match tables {
                 Ok((mut values, mut counters)) => {
                     for op in writes.by_ref() {
@@ -638,17 +604,9 @@ mod tests {
         let keys: Vec<String> = ["a", "missing", "b", "a"].map(String::from).to_vec();
         assert_eq!(
             s.get_many(&keys).await.unwrap(),
-            vec![
-                Some(b"1".to_vec()),
-                None,
-                Some(b"2".to_vec()),
-                Some(b"1".to_vec())
-            ]
+            vec![Some(b"1".to_vec()), None, Some(b"2".to_vec()), Some(b"1".to_vec())]
         );
-        assert_eq!(
-            s.get_many(&[]).await.unwrap(),
-            Vec::<Option<Vec<u8>>>::new()
-        );
+        assert_eq!(s.get_many(&[]).await.unwrap(), Vec::<Option<Vec<u8>>>::new());
         s.delete_many(&[]).await.unwrap();
         s.delete("never there").await.unwrap();
     }
@@ -701,15 +659,9 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
-        let keys: Vec<String> = (0..8)
-            .flat_map(|t| (0..50).map(move |i| format!("t{t}/{i}")))
-            .collect();
-        assert!(store
-            .get_many(&keys)
-            .await
-            .unwrap()
-            .iter()
-            .all(Option::is_some));
+        let keys: Vec<String> =
+            (0..8).flat_map(|t| (0..50).map(move |i| format!("t{t}/{i}"))).collect();
+        assert!(store.get_many(&keys).await.unwrap().iter().all(Option::is_some));
     }
 
     const KILL9_DB: &str = "EDGEQ_TEST_KILL9_DB";
@@ -742,12 +694,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kill.redb");
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "redb_store::tests::kill9_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(["--exact", "redb_store::tests::kill9_child", "--nocapture", "--test-threads=1"])
             .env(KILL9_DB, &path)
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -765,24 +712,16 @@ mod tests {
         child.wait().unwrap();
         assert!(reached, "the child stopped before flushing");
 
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         rt.block_on(async {
             let s = RedbStore::open(&path).unwrap();
             let n = s.increment("n", 0).await.unwrap();
-            assert!(
-                n >= FLUSHED_ROUNDS as i64,
-                "flushed increments lost: n = {n}"
-            );
+            assert!(n >= FLUSHED_ROUNDS as i64, "flushed increments lost: n = {n}");
             // What survived is a prefix of the writes: k0..k(c-1), and n is c or c-1.
             let keys: Vec<String> = (0..200_000).map(|i| format!("k{i:06}")).collect();
             let found = s.get_many(&keys).await.unwrap();
             let c = found.iter().take_while(|v| v.is_some()).count();
-            assert!(
-                found[c..].iter().all(Option::is_none),
-                "a hole in the writes"
-            );
+            assert!(found[c..].iter().all(Option::is_none), "a hole in the writes");
             assert!(n == c as i64 || n + 1 == c as i64, "n = {n}, keys = {c}");
         });
     }

@@ -1,0 +1,333 @@
+//! The HTTP server: an accept loop in the shape of mini-redis's `server.rs`.
+//!
+//! - [`serve`] takes an already bound listener (tests bind port 0) and a shutdown
+//!   future. A semaphore caps open connections: the loop waits for a permit before
+//!   it accepts, so past the cap new clients wait in the kernel's backlog.
+//! - Each connection is served by hyper 1.x over HTTP/1.1 with keep-alive.
+//! - Each request: the body limit comes from [`Api::body_limit`]; a declared
+//!   `Content-Length` over it is answered 413 without reading a byte of the body,
+//!   and a body that streams past it (chunked) is cut off and answered 413 too, so no
+//!   more than the limit is ever buffered. A body that fails to arrive is a 400.
+//! - The request then runs in its own task, so a client that hangs up mid-request
+//!   cannot abandon the engine between two store calls, and a panic becomes a 500
+//!   instead of a dropped connection.
+//! - After [`Api::handle`], a request whose method may write (anything but GET,
+//!   HEAD and OPTIONS) waits for [`Store::flush`] before its response is sent; if the
+//!   flush fails the answer is a 503, because the write may not be durable.
+//! - Shutdown: when the shutdown future completes, the listener is closed, every
+//!   connection is told to finish (hyper's `graceful_shutdown`: idle keep-alive
+//!   connections close at once, busy ones after their current response), and
+//!   [`serve`] returns once every connection and request task has ended.
+
+use bytes::Bytes;
+use edgeq::api::Api;
+use edgeq::engine::Env;
+use edgeq::store::Store;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Body, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tracing::{debug, error, warn};
+
+/// Options of [`serve_with`].
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Most connections open at once (at least 1). Default 1024.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers. Default 30 s.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self { max_connections: 1024, header_read_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// Serves `api` on `listener` with [`ServeOptions::default`] until `shutdown`
+/// completes, then finishes in-flight requests and returns.
+///
+/// Accept errors (out of file descriptors, aborted handshakes) are logged and
+/// retried with a capped backoff rather than ending the server, so this returns
+/// `Ok(())` after a graceful shutdown.
+pub async fn serve<S: Store + 'static, E: Env + 'static>(
+    listener: TcpListener,
+    api: Arc<Api<S, E>>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    serve_with(listener, api, ServeOptions::default(), shutdown).await
+}
+
+/// [`serve`] with explicit [`ServeOptions`].
+pub async fn serve_with<S: Store + 'static, E: Env + 'static>(
+    listener: TcpListener,
+    api: Arc<Api<S, E>>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let permits = options.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let limit = Arc::new(Semaphore::new(permits));
+    // `true` tells every connection to shut down gracefully.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Every connection and request task holds a clone; `recv` returns `None` once
+    // all are gone (mini-redis's `shutdown_complete` channel).
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let http = Http { header_read_timeout: options.header_read_timeout };
+    let mut backoff = Duration::ZERO;
+    tokio::pin!(shutdown);
+
+    loop {
+        let permit = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            permit = limit.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break, // never closed
+            },
+        };
+        let accepted = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
+                backoff = Duration::ZERO;
+                accepted
+            }
+            Err(e) => {
+                backoff = (backoff * 2).clamp(Duration::from_millis(1), Duration::from_secs(1));
+                error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "accept failed");
+                drop(permit);
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(backoff) => continue,
+                }
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx = Ctx { api: api.clone(), peer, _done: done_tx.clone() };
+        tokio::spawn(connection(ctx, http.clone(), stream, permit, stop_rx.clone()));
+    }
+
+    // Stop accepting, then tell the connections and wait for them.
+    drop(listener);
+    let _ = stop_tx.send(true);
+    drop(done_tx);
+    let _ = done_rx.recv().await;
+    Ok(())
+}
+
+/// Per-connection hyper settings.
+#[derive(Debug, Clone)]
+struct Http {
+    header_read_timeout: Duration,
+}
+
+/// What a connection and its request tasks share. Field order matters: `api` drops
+/// before `_done`, so when [`serve_with`] sees the last `_done` go, no task holds the
+/// `Api` any more and its own reference is the last one (dropping the store then).
+struct Ctx<S, E> {
+    api: Arc<Api<S, E>>,
+    peer: SocketAddr,
+    _done: mpsc::Sender<()>,
+}
+
+async fn connection<S: Store + 'static, E: Env + 'static>(
+    ctx: Ctx<S, E>,
+    http: Http,
+    stream: TcpStream,
+    permit: OwnedSemaphorePermit,
+    mut stop: watch::Receiver<bool>,
+) {
+    let ctx = Arc::new(ctx);
+    let peer = ctx.peer;
+    let service = service_fn(move |req| {
+        let ctx = ctx.clone();
+        async move { Ok::<_, Infallible>(respond(ctx, req).await) }
+    });
+    let conn = http1::Builder::new()
+        .keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(http.header_read_timeout)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = async { drop(stop.wait_for(|stop| *stop).await) } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        debug!(%peer, error = %e, "connection ended with an error");
+    }
+    drop(permit);
+}
+
+/// Answers one request; logs it at debug level.
+async fn respond<S: Store + 'static, E: Env + 'static>(
+    ctx: Arc<Ctx<S, E>>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let peer = ctx.peer;
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let (parts, body) = req.into_parts();
+    let limit = ctx.api.body_limit(&parts);
+    let res = match collect_limited(body, limit).await {
+        Err(BodyError::TooLarge) => Api::<S, E>::payload_too_large(limit),
+        Err(BodyError::Read(e)) => error_response(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            &format!("could not read the request body: {e}"),
+        ),
+        Ok(body) => {
+            let req = Request::from_parts(parts, body);
+            // The task owns a `Ctx` clone: `serve_with` waits for it too.
+            let task_ctx = ctx.clone();
+            let task = tokio::spawn(async move { handle_durably(&task_ctx.api, req).await });
+            match task.await {
+                Ok(res) => res,
+                Err(e) => {
+                    error!(%method, path, error = %e, "request handler panicked");
+                    error_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "the request failed unexpectedly",
+                    )
+                }
+            }
+        }
+    };
+    debug!(
+        %peer,
+        %method,
+        path,
+        status = res.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    res.map(Full::new)
+}
+
+/// [`Api::handle`], then, for a method that may write, the durability barrier.
+async fn handle_durably<S: Store, E: Env>(api: &Api<S, E>, req: Request<Bytes>) -> Response<Bytes> {
+    let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let res = api.handle(req).await;
+    if writes {
+        if let Err(e) = api.engine().store().flush().await {
+            warn!(error = %e, "flush failed; answering 503");
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                &format!("the write may not be durable: {e}"),
+            );
+        }
+    }
+    res
+}
+
+/// Why a body could not be collected.
+#[derive(Debug)]
+enum BodyError {
+    /// Over the limit (declared or streamed).
+    TooLarge,
+    /// The body failed to arrive.
+    Read(String),
+}
+
+/// Collects `body` into one buffer of at most `limit` bytes, refusing a declared
+/// size over the limit before reading anything.
+async fn collect_limited<B>(body: B, limit: usize) -> Result<Bytes, BodyError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if body.size_hint().lower() > limit as u64 {
+        return Err(BodyError::TooLarge);
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(e) => Err(BodyError::Read(e.to_string())),
+    }
+}
+
+/// A JSON error in the API's shape: `{"error":{"code":...,"message":...}}`.
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response<Bytes> {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    let mut res = Response::new(Bytes::from(body.to_string()));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::body::Frame;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// A body of `chunks` chunks of `size` bytes with no declared length, like a
+    /// chunked upload; `fail` makes it end in an error instead.
+    struct Chunks {
+        chunks: usize,
+        size: usize,
+        fail: bool,
+    }
+
+    impl Body for Chunks {
+        type Data = Bytes;
+        type Error = io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+            if self.chunks == 0 {
+                return Poll::Ready(if self.fail {
+                    Some(Err(io::Error::other("peer went away")))
+                } else {
+                    None
+                });
+            }
+            self.chunks -= 1;
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b'x'; self.size])))))
+        }
+    }
+
+    #[tokio::test]
+    async fn bodies_are_limited_declared_or_streamed() {
+        let full = |n: usize| Full::new(Bytes::from(vec![0u8; n]));
+        assert_eq!(collect_limited(full(10), 10).await.unwrap().len(), 10);
+        assert!(matches!(collect_limited(full(11), 10).await, Err(BodyError::TooLarge)));
+        let streamed = |chunks, fail| Chunks { chunks, size: 4, fail };
+        assert_eq!(collect_limited(streamed(3, false), 12).await.unwrap().len(), 12);
+        assert!(matches!(collect_limited(streamed(4, false), 12).await, Err(BodyError::TooLarge)));
+        assert!(matches!(collect_limited(streamed(1, true), 12).await, Err(BodyError::Read(_))));
+    }
+
+    #[test]
+    fn error_bodies_are_json() {
+        let res = error_response(StatusCode::BAD_REQUEST, "bad_request", "a \"quoted\" word");
+        assert_eq!(res.status(), 400);
+        let v: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+        assert_eq!(v["error"]["code"], "bad_request");
+        assert_eq!(v["error"]["message"], "a \"quoted\" word");
+    }
+}

@@ -1,0 +1,276 @@
+//! The native server over real loopback TCP, asserting on raw HTTP/1.1 bytes.
+//!
+//! Only what holds whatever the engine answers is checked here: the server answers,
+//! refuses oversized bodies before reading them, shuts down gracefully, and the
+//! `edgeq` binary survives `kill -9` on its redb file. Queue behaviour is the
+//! workspace's black-box suite's job.
+
+use edgeq::api::{Api, ApiConfig};
+use edgeq::engine::Engine;
+use edgeq_native::{serve, NativeStore, StoreSpec, SystemEnv};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Guards against a hung test only; nothing asserts on how long anything takes.
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
+struct Server {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let store = NativeStore::open(&StoreSpec::Memory).unwrap();
+        let api = Arc::new(Api::new(Engine::new(store, SystemEnv), ApiConfig::default()));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, api, async move {
+            let _ = stopped.await;
+        }));
+        Server { addr, stop, task }
+    }
+
+    /// Signals shutdown and waits for `serve` to return.
+    async fn shutdown(self) {
+        self.stop.send(()).unwrap();
+        let result = tokio::time::timeout(HANG_GUARD, self.task)
+            .await
+            .expect("serve did not return after shutdown");
+        result.unwrap().unwrap();
+    }
+}
+
+/// One response: the head (status line and headers) and the body.
+struct Reply {
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn status(&self) -> u16 {
+        assert!(self.head.starts_with("HTTP/1.1 "), "not HTTP/1.1: {}", self.head);
+        self.head[9..12].parse().unwrap()
+    }
+}
+
+/// Reads one response with a `Content-Length` from `conn`.
+async fn read_reply(conn: &mut TcpStream) -> Reply {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed before a response head");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse().unwrap())
+        })
+        .expect("a Content-Length");
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < len {
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed inside a response body");
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Reply { head, body }
+}
+
+async fn exchange(addr: SocketAddr, request: &str) -> Reply {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(request.as_bytes()).await.unwrap();
+    read_reply(&mut conn).await
+}
+
+#[tokio::test]
+async fn healthz_answers_and_shutdown_completes() {
+    let server = Server::start().await;
+    let reply =
+        exchange(server.addr, "GET /healthz HTTP/1.1\r\nHost: edgeq\r\nConnection: close\r\n\r\n")
+            .await;
+    let status = reply.status();
+    assert!((100..600).contains(&status));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_before_they_are_sent() {
+    let server = Server::start().await;
+    // Only the head is sent: the server must answer without waiting for the body.
+    for (path, len) in [("/healthz", 5 << 20), ("/v1/queues/q/messages", 1 << 30)] {
+        let reply = exchange(
+            server.addr,
+            &format!(
+                "POST {path} HTTP/1.1\r\nHost: edgeq\r\nContent-Type: application/json\r\n\
+                 Content-Length: {len}\r\n\r\n"
+            ),
+        )
+        .await;
+        assert_eq!(reply.status(), 413, "{}", reply.head);
+        let json: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(json["error"]["code"], "payload_too_large");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_idle_keep_alive_connections() {
+    let server = Server::start().await;
+    let mut conn = TcpStream::connect(server.addr).await.unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: edgeq\r\n\r\n").await.unwrap();
+    read_reply(&mut conn).await.status();
+    // The connection is open and idle; shutdown must not wait for the client.
+    server.shutdown().await;
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_request_finish() {
+    let server = Server::start().await;
+    let mut conn = TcpStream::connect(server.addr).await.unwrap();
+    // A first exchange proves the connection was accepted.
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: edgeq\r\n\r\n").await.unwrap();
+    read_reply(&mut conn).await.status();
+    // A request that waits for its body: "100 Continue" proves the server is inside
+    // it (reading the body). Then shutdown, then the body: it is still answered.
+    conn.write_all(
+        b"POST /v1/queues HTTP/1.1\r\nHost: edgeq\r\nContent-Length: 2\r\n\
+          Expect: 100-continue\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut interim = Vec::new();
+    while !interim.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        assert_eq!(conn.read(&mut byte).await.unwrap(), 1, "closed early");
+        interim.push(byte[0]);
+    }
+    assert!(interim.starts_with(b"HTTP/1.1 100"), "{interim:?}");
+    let Server { stop, task, .. } = server;
+    stop.send(()).unwrap();
+    conn.write_all(b"{}").await.unwrap();
+    let status = read_reply(&mut conn).await.status();
+    assert!((200..600).contains(&status));
+    let result = tokio::time::timeout(HANG_GUARD, task).await;
+    result.expect("serve did not return").unwrap().unwrap();
+}
+
+/// A running `edgeq serve` child and the address it announced.
+struct Binary {
+    child: Child,
+    addr: SocketAddr,
+    log: std::sync::mpsc::Receiver<String>,
+}
+
+impl Binary {
+    fn start(store: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_edgeq"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--store", store])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, log) = std::sync::mpsc::channel();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stderr.lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let addr = loop {
+            let line = log.recv_timeout(HANG_GUARD).expect("edgeq exited or hung before listening");
+            if let Some(rest) = line.split_once("addr=").map(|(_, r)| r) {
+                if line.contains("edgeq listening") {
+                    let addr = rest.split_whitespace().next().unwrap();
+                    break addr.parse().unwrap();
+                }
+            }
+        };
+        Binary { child, addr, log }
+    }
+
+    /// Waits for the child to exit (it must, within the hang guard).
+    fn wait(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        for _ in 0..HANG_GUARD.as_millis() / 50 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, self.log.try_iter().collect());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("edgeq did not exit");
+    }
+}
+
+fn healthz_over_std(addr: SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: edgeq\r\nConnection: close\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    reply
+}
+
+#[test]
+fn binary_restarts_on_its_file_after_kill_9_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data/edgeq.redb");
+    let store = format!("redb:{}", file.display());
+
+    let mut first = Binary::start(&store);
+    assert!(file.exists());
+    assert!(healthz_over_std(first.addr).starts_with("HTTP/1.1 "));
+
+    // A second server on the same file is refused while the first holds it.
+    let second = Command::new(env!("CARGO_BIN_EXE_edgeq"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--store", &store])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!second.success());
+
+    // kill -9, then the same file opens again.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let restarted = Binary::start(&store);
+    assert!(healthz_over_std(restarted.addr).starts_with("HTTP/1.1 "));
+
+    // SIGTERM stops it gracefully, with a zero exit status.
+    let pid = restarted.child.id().to_string();
+    let term = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(term.success());
+    let (status, log) = restarted.wait();
+    assert!(status.success(), "exit status {status}, log: {log:?}");
+    assert!(log.iter().any(|l| l.contains("edgeq stopped")), "{log:?}");
+
+    // And once more after the clean stop.
+    let mut last = Binary::start(&store);
+    assert!(healthz_over_std(last.addr).starts_with("HTTP/1.1 "));
+    last.child.kill().unwrap();
+    last.child.wait().unwrap();
+}

@@ -60,16 +60,6 @@ pub async fn producers_and_consumers_lose_and_duplicate_nothing(c: &Client) {
         (0..PRODUCERS).flat_map(|p| (0..PER_PRODUCER).map(move |i| format!("p{p}-{i}"))).collect();
     let got_set: HashSet<String> = got.iter().cloned().collect();
     assert_eq!(got_set, expected, "a message was lost or invented");
-    // Per producer, messages come out in the order they went in (one partition).
-    for p in 0..PRODUCERS {
-        let prefix = format!("p{p}-");
-        let seq: Vec<usize> = got
-            .iter()
-            .filter_map(|m| m.strip_prefix(&prefix))
-            .map(|n| n.parse().unwrap())
-            .collect();
-        assert_eq!(seq.len(), PER_PRODUCER);
-    }
     eventually("the queue to report empty", Duration::from_secs(10), || async {
         (c.count("cc").await == 0).then_some(())
     })

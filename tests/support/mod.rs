@@ -328,10 +328,10 @@ impl Client {
     }
 }
 
-/// A whole HTTP/1.1 response with a `content-length` in `buf`, if there is one.
+/// A whole HTTP/1.1 response in `buf` (`content-length` or chunked), if there is one.
 fn parse_raw(buf: &[u8]) -> Option<Resp> {
     let text = std::str::from_utf8(buf).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
+    let (head, rest) = text.split_once("\r\n\r\n")?;
     let mut lines = head.split("\r\n");
     let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
     let mut headers = HeaderMap::new();
@@ -340,15 +340,28 @@ fn parse_raw(buf: &[u8]) -> Option<Resp> {
         let name = reqwest::header::HeaderName::from_bytes(k.trim().as_bytes()).ok()?;
         headers.append(name, v.trim().parse().ok()?);
     }
-    let len: usize = headers.get("content-length")?.to_str().ok()?.parse().ok()?;
-    if body.len() < len {
-        return None;
-    }
-    Some(Resp {
-        status: StatusCode::from_u16(status).ok()?,
-        headers,
-        body: Bytes::copy_from_slice(&body.as_bytes()[..len]),
-    })
+    let body = match headers.get("content-length") {
+        Some(len) => {
+            let len: usize = len.to_str().ok()?.parse().ok()?;
+            rest.as_bytes().get(..len)?.to_vec()
+        }
+        None => {
+            // Chunked: `<hex len>\r\n<data>\r\n` ... `0\r\n\r\n`.
+            let mut body = Vec::new();
+            let mut rest = rest;
+            loop {
+                let (size, after) = rest.split_once("\r\n")?;
+                let size = usize::from_str_radix(size.trim(), 16).ok()?;
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(after.as_bytes().get(..size)?);
+                rest = after.get(size + 2..)?;
+            }
+            body
+        }
+    };
+    Some(Resp { status: StatusCode::from_u16(status).ok()?, headers, body: Bytes::from(body) })
 }
 
 /// Polls `probe` every 50 ms until it yields `Some` or `limit` passes; panics

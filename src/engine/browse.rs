@@ -27,9 +27,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         let queue = self.queue(ns, q).await?;
         let partitions = queue.meta.config.partitions;
         if opts.partition.is_some_and(|p| p >= partitions) {
-            return Err(Error::BadRequest(format!(
-                "partition must be below {partitions}"
-            )));
+            return Err(Error::BadRequest(format!("partition must be below {partitions}")));
         }
         let mut lanes: Vec<u16> = match opts.partition {
             Some(p) => vec![p],
@@ -49,8 +47,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         let mut budget = BROWSE_SCAN;
         for p in lanes {
             let from = opts.after.filter(|a| a.partition() == p).map(|a| a.slot());
-            self.browse_lane(&queue, p, from, &opts, now, &mut budget, &mut out)
-                .await?;
+            self.browse_lane(&queue, p, from, &opts, now, &mut budget, &mut out).await?;
             if out.len() >= opts.limit || budget == 0 {
                 break;
             }
@@ -162,9 +159,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             rec.body = Vec::new();
         }
         self.store.set(&slot.keys.record(), &rec.encode()).await?;
-        let stale: Vec<String> = (rec.chunks..old.chunks)
-            .map(|j| slot.keys.chunk(j))
-            .collect();
+        let stale: Vec<String> = (rec.chunks..old.chunks).map(|j| slot.keys.chunk(j)).collect();
         if !stale.is_empty() {
             self.store.delete_many(&stale).await?;
         }
@@ -182,12 +177,12 @@ impl<S: Store, E: Env> Engine<S, E> {
         };
         let now = self.env.now();
         let k = self.store.increment(&slot.keys.claims(), 1).await? as u64;
-        let intent = Claim::Live {
-            until: now + GRACE,
-            lease: false,
-        };
+        let intent = Claim::Live { until: now + GRACE, lease: false };
         match self.reclaim(&slot, k, intent, now, Mode::Own).await? {
-            Claimed::Won { claims, .. } => self.finish(&queue.keys, &slot, &rec, claims).await,
+            Claimed::Won { claims, .. } => match self.read_record_only(&slot).await? {
+                Some(rec) => self.finish(&queue.keys, &slot, &rec, k, claims).await,
+                None => Err(Error::MessageNotFound(id.to_string())),
+            },
             Claimed::Gone => Err(Error::MessageNotFound(id.to_string())),
             Claimed::Busy { .. } => Err(Error::Contention(id.to_string())),
         }

@@ -33,11 +33,7 @@ pub(crate) enum Mode {
 pub(crate) enum Claimed {
     /// The claimant alone holds the slot with claim `k`; `claims` records exist;
     /// `ended_lease` says the newest older claim was a receive lease it replaced.
-    Won {
-        k: u64,
-        claims: u64,
-        ended_lease: bool,
-    },
+    Won { k: u64, claims: u64, ended_lease: bool },
     /// Someone else holds or wants the slot, until about `until`.
     Busy { until: Millis },
     /// The message was finished by another claim.
@@ -48,9 +44,7 @@ impl<S: Store, E: Env> Engine<S, E> {
     /// Takes a new claim on `slot` with `intent`.
     pub(crate) async fn claim(&self, slot: &Slot, intent: Claim, now: Millis) -> Result<Claimed> {
         let k = self.store.increment(&slot.keys.claims(), 1).await? as u64;
-        self.store
-            .set(&slot.keys.claim(k), &encode(&intent))
-            .await?;
+        self.store.set(&slot.keys.claim(k), &encode(&intent)).await?;
         self.check(slot, k, now, Mode::New).await
     }
 
@@ -63,9 +57,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         now: Millis,
         mode: Mode,
     ) -> Result<Claimed> {
-        self.store
-            .set(&slot.keys.claim(k), &encode(&intent))
-            .await?;
+        self.store.set(&slot.keys.claim(k), &encode(&intent)).await?;
         self.check(slot, k, now, mode).await
     }
 
@@ -89,11 +81,7 @@ impl<S: Store, E: Env> Engine<S, E> {
                 true => Vec::new(),
                 false => self.store.get_many(&keys).await?,
             };
-            let mut outcome = Claimed::Won {
-                k,
-                claims,
-                ended_lease: false,
-            };
+            let mut outcome = Claimed::Won { k, claims, ended_lease: false };
             let mut newest_older = 0;
             for (j, raw) in others.into_iter().zip(records) {
                 let Some(raw) = raw else { continue };
@@ -116,9 +104,7 @@ impl<S: Store, E: Env> Engine<S, E> {
                     Claim::Live { until, .. } => {
                         let until = until.max(now);
                         outcome = match outcome {
-                            Claimed::Busy { until: u } => Claimed::Busy {
-                                until: u.max(until),
-                            },
+                            Claimed::Busy { until: u } => Claimed::Busy { until: u.max(until) },
                             _ => Claimed::Busy { until },
                         };
                     }
@@ -127,9 +113,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             outcome
         };
         if !matches!(outcome, Claimed::Won { .. }) {
-            self.store
-                .set(&slot.keys.claim(k), &encode(&Claim::Abandoned))
-                .await?;
+            self.store.set(&slot.keys.claim(k), &encode(&Claim::Abandoned)).await?;
         }
         Ok(outcome)
     }

@@ -36,13 +36,10 @@ impl<S: Store, E: Env> Engine<S, E> {
     /// Leases up to `opts.count` messages (at-least-once). Does not wait.
     pub async fn receive(&self, ns: &Name, q: &Name, opts: ReceiveOptions) -> Result<Vec<Message>> {
         let queue = self.queue(ns, q).await?;
-        let vt = opts
-            .visibility_timeout
-            .unwrap_or(queue.meta.config.visibility_timeout);
+        let vt = opts.visibility_timeout.unwrap_or(queue.meta.config.visibility_timeout);
         QueueConfig::check_visibility(vt)?;
         let until = self.env.now() + vt * 1000;
-        self.consume(&queue, opts.count, opts.partition, Want::Lease { until })
-            .await
+        self.consume(&queue, opts.count, opts.partition, Want::Lease { until }).await
     }
 
     async fn consume(
@@ -57,9 +54,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         }
         let partitions = queue.meta.config.partitions;
         if partition.is_some_and(|p| p >= partitions) {
-            return Err(Error::BadRequest(format!(
-                "partition must be below {partitions}"
-            )));
+            return Err(Error::BadRequest(format!("partition must be below {partitions}")));
         }
         let mut out = Vec::new();
         if self.store.increment(&queue.keys.messages(), 0).await? <= 0 {
@@ -87,6 +82,13 @@ impl<S: Store, E: Env> Engine<S, E> {
                 break;
             }
         }
+        // A message whose lease or hold ran out while this call worked on others
+        // may already be someone else's: never hand it out.
+        let end = self.env.now();
+        out.retain(|m| m.lease_until.is_some_and(|u| u > end));
+        if let Want::Pop = want {
+            out.iter_mut().for_each(|m| m.lease_until = None);
+        }
         Ok(out)
     }
 
@@ -99,33 +101,32 @@ impl<S: Store, E: Env> Engine<S, E> {
         now: Millis,
         want: Want,
     ) -> Result<Option<Message>> {
-        let Some(rec) = self.read_message(slot).await? else {
+        // The header decides what to claim; the message itself is read only once
+        // the claim is won, since a claim taken after the slot was finished and
+        // swept wins against nobody and must find nothing to deliver.
+        let Some(head) = self.read_record_only(slot).await? else {
+            // Committed but gone: finished by someone who died before marking it.
+            let claims = self.store.increment(&slot.keys.claims(), 0).await?.max(0) as u64;
+            self.set_state(slot, SlotState::Done { claims }).await?;
             return Ok(None);
         };
         let qk = &queue.keys;
-        if rec.expires_at <= now {
-            if let Claimed::Won {
-                claims,
-                ended_lease,
-                ..
-            } = self.claim(slot, Claim::Done, now).await?
-            {
-                self.end_lease(queue, ended_lease).await?;
-                self.finish(qk, slot, &rec, claims).await?;
-            }
-            return Ok(None);
-        }
-        if rec.visible_at > now {
-            let intent = Claim::Live {
-                until: rec.visible_at,
-                lease: false,
-            };
-            if let Claimed::Won { claims, .. } = self.claim(slot, intent, now).await? {
-                let state = SlotState::Live {
-                    until: rec.visible_at,
-                    claims,
-                };
-                self.set_state(slot, state).await?;
+        if head.expires_at <= now || head.visible_at > now {
+            // Expired: finish it. Not visible yet: defer it until it is.
+            let expired = head.expires_at <= now;
+            let until = if expired { now + GRACE } else { head.visible_at };
+            match self.claim(slot, Claim::Live { until, lease: false }, now).await? {
+                Claimed::Won { k, claims, ended_lease } if expired => {
+                    if let Some(rec) = self.read_record_only(slot).await? {
+                        self.end_lease(queue, ended_lease).await?;
+                        self.finish(qk, slot, &rec, k, claims).await?;
+                    }
+                }
+                Claimed::Won { claims, .. } => {
+                    self.set_state(slot, SlotState::Live { until, claims }).await?;
+                }
+                Claimed::Gone => self.clear_gone(slot, &head).await?,
+                Claimed::Busy { .. } => {}
             }
             return Ok(None);
         }
@@ -135,45 +136,55 @@ impl<S: Store, E: Env> Engine<S, E> {
         };
         let (k, claims, ended_lease) =
             match self.claim(slot, Claim::Live { until, lease }, now).await? {
-                Claimed::Won {
-                    k,
-                    claims,
-                    ended_lease,
-                } => (k, claims, ended_lease),
+                Claimed::Won { k, claims, ended_lease } => (k, claims, ended_lease),
                 Claimed::Busy { until } => {
                     let claims = self.store.increment(&slot.keys.claims(), 0).await?.max(0) as u64;
-                    self.set_state(slot, SlotState::Live { until, claims })
-                        .await?;
+                    self.set_state(slot, SlotState::Live { until, claims }).await?;
                     return Ok(None);
                 }
-                Claimed::Gone => return Ok(None),
+                Claimed::Gone => {
+                    self.clear_gone(slot, &head).await?;
+                    return Ok(None);
+                }
             };
+        let Some(rec) = self.read_message(slot).await? else {
+            return Ok(None);
+        };
         let receives =
             self.store.increment(&slot.keys.deliveries(), 1).await? as u32 + rec.prior_receives;
         if let Want::Pop = want {
             self.end_lease(queue, ended_lease).await?;
-            self.finish(qk, slot, &rec, claims).await?;
-            return Ok(Some(message(rec, receives, None)));
+            self.finish(qk, slot, &rec, k, claims).await?;
+            // Our hold ran out while we worked: someone may have taken it over,
+            // so drop the message rather than deliver it twice (at-most-once).
+            if self.env.now() >= until {
+                return Ok(None);
+            }
+            let mut m = message(rec, receives, None);
+            m.lease_until = Some(until);
+            return Ok(Some(m));
         }
         if let Some(max) = queue.meta.config.max_receives {
             if receives > max {
                 self.end_lease(queue, ended_lease).await?;
-                self.dead_letter(queue, slot, rec, receives - 1, claims)
-                    .await?;
+                self.dead_letter(queue, slot, rec, receives - 1, k, claims).await?;
                 return Ok(None);
             }
         }
         if !ended_lease {
             self.store.increment(&qk.in_flight(), 1).await?;
         }
-        self.set_state(slot, SlotState::Live { until, claims })
-            .await?;
+        self.set_state(slot, SlotState::Live { until, claims }).await?;
         let receipt = Receipt {
             generation: queue.inc,
             partition: slot.ring.partition,
             slot: slot.index,
             claim: k,
         };
+        // The lease ran out while we worked: it is someone else's to deliver now.
+        if self.env.now() >= until {
+            return Ok(None);
+        }
         let mut m = message(rec, receives, Some(receipt));
         m.lease_until = Some(until);
         Ok(Some(m))
@@ -194,6 +205,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         slot: &Slot,
         rec: MessageRecord,
         receives: u32,
+        k: u64,
         claims: u64,
     ) -> Result<()> {
         if let Some(dlq) = &queue.meta.config.dead_letter_queue {
@@ -211,7 +223,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             }
         }
         self.store.increment(&queue.keys.dead_lettered(), 1).await?;
-        self.finish(&queue.keys, slot, &rec, claims).await
+        self.finish(&queue.keys, slot, &rec, k, claims).await
     }
 
     /// Acknowledges (deletes) leased messages.
@@ -237,17 +249,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         let until = self.env.now() + delay * 1000;
         let mut out = Vec::with_capacity(receipts.len());
         for r in receipts {
-            out.push(
-                self.end(
-                    &queue,
-                    r,
-                    End::Change {
-                        until,
-                        lease: false,
-                    },
-                )
-                .await,
-            );
+            out.push(self.end(&queue, r, End::Change { until, lease: false }).await);
         }
         Ok(out)
     }
@@ -265,10 +267,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         let until = self.env.now() + visibility_timeout * 1000;
         let mut out = Vec::with_capacity(receipts.len());
         for r in receipts {
-            out.push(
-                self.end(&queue, r, End::Change { until, lease: true })
-                    .await,
-            );
+            out.push(self.end(&queue, r, End::Change { until, lease: true }).await);
         }
         Ok(out)
     }
@@ -284,12 +283,20 @@ impl<S: Store, E: Env> Engine<S, E> {
         let now = self.env.now();
         match (self.claim_record(&slot, r.claim).await?, how) {
             (Some(Claim::Live { lease: true, .. }), _) => {}
-            // Acknowledging twice with the same receipt is not an error.
-            (Some(Claim::Done), End::Ack) => return Ok(()),
+            // Acknowledging twice with the same receipt is not an error; finish
+            // the work if the first ack died half way.
+            (Some(Claim::Done), End::Ack) => {
+                if let Some(rec) = self.read_message(&slot).await? {
+                    self.clear_gone(&slot, &rec).await?;
+                }
+                return Ok(());
+            }
             _ => return Err(Error::StaleReceipt(r.to_string())),
         }
         let intent = match how {
-            End::Ack => Claim::Done,
+            // Hold the message while finishing; if this host dies now, the hold
+            // ends and the message is delivered again (at-least-once).
+            End::Ack => Claim::Live { until: now + GRACE, lease: false },
             End::Change { until, lease } => Claim::Live { until, lease },
         };
         let Claimed::Won { claims, .. } =
@@ -301,15 +308,14 @@ impl<S: Store, E: Env> Engine<S, E> {
             End::Ack => {
                 self.store.increment(&queue.keys.in_flight(), -1).await?;
                 if let Some(rec) = self.read_message(&slot).await? {
-                    self.finish(&queue.keys, &slot, &rec, claims).await?;
+                    self.finish(&queue.keys, &slot, &rec, r.claim, claims).await?;
                 }
             }
             End::Change { until, lease } => {
                 if !lease {
                     self.store.increment(&queue.keys.in_flight(), -1).await?;
                 }
-                self.set_state(&slot, SlotState::Live { until, claims })
-                    .await?;
+                self.set_state(&slot, SlotState::Live { until, claims }).await?;
             }
         }
         Ok(())
@@ -328,10 +334,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         let start = if width <= SCAN_BATCH {
             low
         } else {
-            let turn = self
-                .store
-                .increment(&ring.scan(), SCAN_BATCH as i64)
-                .await? as u64;
+            let turn = self.store.increment(&ring.scan(), SCAN_BATCH as i64).await? as u64;
             low + turn.wrapping_sub(SCAN_BATCH) % width
         };
         let end = head.min(start + SCAN_BATCH - 1);
@@ -345,9 +348,9 @@ impl<S: Store, E: Env> Engine<S, E> {
                 Some(v) => Some(decode::<SlotState>(&slot.keys.state(), &v)?),
                 None => None,
             };
-            if let Some(SlotState::Done { claims }) = state {
+            if let Some(finished @ (SlotState::Done { .. } | SlotState::Dead)) = state {
                 if start == low && i == low + run.len() as u64 {
-                    run.push((i, claims));
+                    run.push((i, finished));
                 }
                 continue;
             }
@@ -380,9 +383,16 @@ impl<S: Store, E: Env> Engine<S, E> {
         if committed(s) {
             return Ok(true);
         }
-        self.store.delete(&slot.keys.record()).await?;
         self.dead(slot).await?;
         Ok(false)
+    }
+}
+
+impl<S: Store, E: Env> Engine<S, E> {
+    /// Completes the clean-up of a slot whose message a `Done` claim finished.
+    async fn clear_gone(&self, slot: &Slot, rec: &MessageRecord) -> Result<()> {
+        let claims = self.store.increment(&slot.keys.claims(), 0).await?.max(0) as u64;
+        self.clear(slot, rec, claims).await
     }
 }
 

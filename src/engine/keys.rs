@@ -37,9 +37,7 @@ pub struct QueueKeys {
 impl QueueKeys {
     /// Keys of incarnation `inc` of queue `q`.
     pub fn new(ns: &Name, q: &Name, inc: u64) -> Self {
-        Self {
-            prefix: format!("{ns}/{q}/{inc}"),
-        }
+        Self { prefix: format!("{ns}/{q}/{inc}") }
     }
 
     /// Counter: messages held.
@@ -68,10 +66,7 @@ impl QueueKeys {
     }
     /// Keys of partition `p`.
     pub fn ring(&self, p: u16) -> RingKeys {
-        RingKeys {
-            prefix: format!("{}/{p}", self.prefix),
-            partition: p,
-        }
+        RingKeys { prefix: format!("{}/{p}", self.prefix), partition: p }
     }
 }
 
@@ -103,9 +98,7 @@ impl RingKeys {
     }
     /// Keys of slot `i`.
     pub fn slot(&self, i: u64) -> SlotKeys {
-        SlotKeys {
-            prefix: format!("{}/{i}", self.prefix),
-        }
+        SlotKeys { prefix: format!("{}/{i}", self.prefix) }
     }
 }
 
@@ -154,10 +147,7 @@ mod tests {
     fn the_longest_key_fits() {
         let n = Name::new(&"n".repeat(80)).unwrap();
         let q = Name::new(&"q".repeat(80)).unwrap();
-        let k = QueueKeys::new(&n, &q, u64::MAX)
-            .ring(4095)
-            .slot(u64::MAX)
-            .claim(u64::MAX);
+        let k = QueueKeys::new(&n, &q, u64::MAX).ring(4095).slot(u64::MAX).claim(u64::MAX);
         assert!(k.len() <= crate::store::MAX_KEY_LEN, "{}", k.len());
         let i = QueueKeys::new(&n, &q, u64::MAX).idem_value(&"k".repeat(64));
         assert!(i.len() <= crate::store::MAX_KEY_LEN, "{}", i.len());

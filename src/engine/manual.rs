@@ -16,10 +16,7 @@ pub struct ManualEnv {
 impl ManualEnv {
     /// A clock at `now` with random stream `seed`.
     pub fn new(now: Millis, seed: u64) -> Self {
-        Self {
-            now: Arc::new(AtomicU64::new(now)),
-            rng: Arc::new(AtomicU64::new(seed | 1)),
-        }
+        Self { now: Arc::new(AtomicU64::new(now)), rng: Arc::new(AtomicU64::new(seed | 1)) }
     }
 
     /// Moves the clock forward by `millis`.

@@ -53,9 +53,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         let key = keys::queue_meta(ns, q);
         match self.store.get(&key).await? {
             None => Ok(None),
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|_| Error::Corrupt(key)),
+            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|_| Error::Corrupt(key)),
         }
     }
 
@@ -68,19 +66,9 @@ impl<S: Store, E: Env> Engine<S, E> {
     pub(crate) async fn queue(&self, ns: &Name, q: &Name) -> Result<Queue> {
         match self.read_meta(ns, q).await? {
             Some(meta) if !meta.deleted => {
-                let inc = self
-                    .store
-                    .increment(&keys::incarnation(ns, q), 0)
-                    .await?
-                    .max(0) as u64;
+                let inc = self.store.increment(&keys::incarnation(ns, q), 0).await?.max(0) as u64;
                 let keys = QueueKeys::new(ns, q, inc);
-                Ok(Queue {
-                    ns: ns.clone(),
-                    name: q.clone(),
-                    meta,
-                    inc,
-                    keys,
-                })
+                Ok(Queue { ns: ns.clone(), name: q.clone(), meta, inc, keys })
             }
             _ => Err(Error::QueueNotFound(q.to_string())),
         }
@@ -113,19 +101,9 @@ impl<S: Store, E: Env> Engine<S, E> {
             }
             _ => {
                 let index = self.store.increment(&keys::list_len(ns), 1).await? as u64;
-                self.store
-                    .set(&keys::list_entry(ns, index), q.as_str().as_bytes())
-                    .await?;
+                self.store.set(&keys::list_entry(ns, index), q.as_str().as_bytes()).await?;
                 let now = self.env.now();
-                (
-                    QueueMeta {
-                        index,
-                        created_at: now,
-                        config,
-                        deleted: false,
-                    },
-                    true,
-                )
+                (QueueMeta { index, created_at: now, config, deleted: false }, true)
             }
         };
         self.write_meta(ns, q, &meta).await?;
@@ -148,17 +126,9 @@ impl<S: Store, E: Env> Engine<S, E> {
         let oldest_age_ms = if messages == 0 {
             None
         } else {
-            self.oldest(queue)
-                .await?
-                .map(|t| self.env.now().saturating_sub(t))
+            self.oldest(queue).await?.map(|t| self.env.now().saturating_sub(t))
         };
-        Ok(QueueStats {
-            messages,
-            bytes,
-            in_flight,
-            dead_lettered,
-            oldest_age_ms,
-        })
+        Ok(QueueStats { messages, bytes, in_flight, dead_lettered, oldest_age_ms })
     }
 
     /// When the oldest message held was enqueued: the first record at or after
@@ -170,13 +140,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             let ring = queue.keys.ring(p);
             let low = self.low(&ring).await?;
             let keys: Vec<String> = (low..low + 8).map(|i| ring.slot(i).record()).collect();
-            let first = self
-                .store
-                .get_many(&keys)
-                .await?
-                .into_iter()
-                .flatten()
-                .next();
+            let first = self.store.get_many(&keys).await?.into_iter().flatten().next();
             if let Some(rec) = first.and_then(|r| crate::model::MessageRecord::decode(&r).ok()) {
                 oldest = Some(oldest.map_or(rec.enqueued_at, |o: Millis| o.min(rec.enqueued_at)));
             }
@@ -256,10 +220,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             };
             out.push(info(&name, &meta, stats));
         }
-        Ok(QueuePage {
-            queues: out,
-            next_cursor: next_cursor.map(|n| n.to_string()),
-        })
+        Ok(QueuePage { queues: out, next_cursor: next_cursor.map(|n| n.to_string()) })
     }
 
     /// Deletes queue `q` (refused with `QueueNotEmpty` when `if_empty` and it holds
@@ -270,21 +231,14 @@ impl<S: Store, E: Env> Engine<S, E> {
             return Err(Error::QueueNotEmpty(q.to_string()));
         }
         self.store.increment(&keys::incarnation(ns, q), 1).await?;
-        let tomb = QueueMeta {
-            deleted: true,
-            ..queue.meta
-        };
+        let tomb = QueueMeta { deleted: true, ..queue.meta };
         self.write_meta(ns, q, &tomb).await
     }
 
     /// Drops every message of `q`; returns how many it held.
     pub async fn purge_queue(&self, ns: &Name, q: &Name) -> Result<u64> {
         let queue = self.queue(ns, q).await?;
-        let held = self
-            .store
-            .increment(&queue.keys.messages(), 0)
-            .await?
-            .max(0) as u64;
+        let held = self.store.increment(&queue.keys.messages(), 0).await?.max(0) as u64;
         self.store.increment(&keys::incarnation(ns, q), 1).await?;
         Ok(held)
     }

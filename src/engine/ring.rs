@@ -42,19 +42,14 @@ impl<S: Store, E: Env> Engine<S, E> {
             self.store.set(&slot.keys.record(), &rec.encode()).await?;
             written.push(slot.keys.record());
             if self.env.now() <= ticket_at + WRITER_DEADLINE {
-                let r = self
-                    .store
-                    .increment(&slot.keys.commit(), WRITER_COMMIT)
-                    .await?;
+                let r = self.store.increment(&slot.keys.commit(), WRITER_COMMIT).await?;
                 if r == WRITER_COMMIT {
                     return Ok(rec.id);
                 }
             }
             // A consumer reached the slot first (or we are overdue): the slot is
             // given up. Say so, so no one mistakes it for committed, and clean up.
-            self.store
-                .increment(&slot.keys.commit(), WRITER_LOST)
-                .await?;
+            self.store.increment(&slot.keys.commit(), WRITER_LOST).await?;
             self.store.delete_many(&written).await?;
         }
         Err(Error::Contention(ring.tail()))
@@ -105,12 +100,15 @@ impl<S: Store, E: Env> Engine<S, E> {
         }
     }
 
-    /// Marks a slot that will never hold a message as finished.
+    /// Marks a slot given up before its writer committed, removing what a writer
+    /// that died (or failed) before committing left in it.
     pub(crate) async fn dead(&self, slot: &Slot) -> Result<()> {
-        self.set_state(slot, SlotState::Done { claims: 0 }).await?;
-        if self.low(&slot.ring).await? == slot.index {
-            self.sweep(&slot.ring, &[(slot.index, 0)]).await?;
+        if let Some(rec) = self.read_record_only(slot).await? {
+            let mut left: Vec<String> = (0..rec.chunks).map(|j| slot.keys.chunk(j)).collect();
+            left.push(slot.keys.record());
+            self.store.delete_many(&left).await?;
         }
-        Ok(())
+        self.set_state(slot, SlotState::Dead).await?;
+        self.advance_low(slot, SlotState::Dead).await
     }
 }

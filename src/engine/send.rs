@@ -79,10 +79,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         let now = self.env.now();
         if let Some(key) = &m.idempotency_key {
             if let Idem::Duplicate(id) = self.idem_begin(&queue.keys, key, now).await? {
-                return Ok(Sent {
-                    id,
-                    duplicate: true,
-                });
+                return Ok(Sent { id, duplicate: true });
             }
         }
         let rec = MessageRecord {
@@ -101,10 +98,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             let done = encode(&IdemState::Sent(id));
             self.store.set(&queue.keys.idem_value(key), &done).await?;
         }
-        Ok(Sent {
-            id,
-            duplicate: false,
-        })
+        Ok(Sent { id, duplicate: false })
     }
 
     /// Reserves room for `rec` in `queue` and pushes it to `partition` (random
@@ -162,9 +156,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             Some(v) => decode::<IdemState>(&value, &v)?,
             None => {
                 // The first sender died before recording anything: start its clock.
-                self.store
-                    .set(&value, &encode(&IdemState::Pending(now)))
-                    .await?;
+                self.store.set(&value, &encode(&IdemState::Pending(now))).await?;
                 return Err(Error::IdempotencyInProgress(key.to_owned()));
             }
         };

@@ -48,6 +48,10 @@ pub(crate) enum SlotState {
     Live { until: Millis, claims: u64 },
     /// Finished; `claims` claim records exist (for cleanup).
     Done { claims: u64 },
+    /// Given up before its writer committed: never held a message. Its commit
+    /// counter must outlive it, since the writer (perhaps not even holding its
+    /// ticket yet) may still increment it and must then read "lost", not 1.
+    Dead,
 }
 
 pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -69,15 +73,20 @@ pub(crate) struct Slot {
 
 impl Slot {
     pub fn new(ring: &RingKeys, index: u64) -> Self {
-        Self {
-            keys: ring.slot(index),
-            ring: ring.clone(),
-            index,
-        }
+        Self { keys: ring.slot(index), ring: ring.clone(), index }
     }
 }
 
 impl<S: Store, E: Env> Engine<S, E> {
+    /// The record of `slot` without its chunked body.
+    pub(crate) async fn read_record_only(&self, slot: &Slot) -> Result<Option<MessageRecord>> {
+        let key = slot.keys.record();
+        match self.store.get(&key).await? {
+            None => Ok(None),
+            Some(raw) => MessageRecord::decode(&raw).map(Some).map_err(|_| Error::Corrupt(key)),
+        }
+    }
+
     /// The record of `slot` with its body, if the slot holds a message.
     pub(crate) async fn read_message(&self, slot: &Slot) -> Result<Option<MessageRecord>> {
         let key = slot.keys.record();
@@ -100,24 +109,35 @@ impl<S: Store, E: Env> Engine<S, E> {
         Ok(Some(rec))
     }
 
-    /// Removes a finished message's record and body and updates the counts. Only
-    /// the winner of the claim that finished it calls this, once.
+    /// Finishes the message in `slot` as the winner of claim `k`: records `Done`
+    /// (final: only a winner writes it), removes the record and body and gives the
+    /// counts back.
     pub(crate) async fn finish(
         &self,
         qk: &QueueKeys,
         slot: &Slot,
         rec: &MessageRecord,
+        k: u64,
         claims: u64,
     ) -> Result<()> {
+        self.store.set(&slot.keys.claim(k), &encode(&Claim::Done)).await?;
+        self.clear(slot, rec, claims).await?;
+        self.store.increment(&qk.messages(), -1).await?;
+        self.store.increment(&qk.bytes(), -(rec.size as i64)).await?;
+        Ok(())
+    }
+
+    /// Removes the record and body of a slot whose message is finished (a `Done`
+    /// claim exists), marks it done and sweeps it when it sits at the low-water
+    /// mark. Idempotent: a host that finds a `Done` its writer did not clear up
+    /// (it died) completes the work; the counts are the winner's to give back.
+    pub(crate) async fn clear(&self, slot: &Slot, rec: &MessageRecord, claims: u64) -> Result<()> {
         let mut dead: Vec<String> = (0..rec.chunks).map(|j| slot.keys.chunk(j)).collect();
         dead.push(slot.keys.record());
         self.store.delete_many(&dead).await?;
-        self.set_state(slot, SlotState::Done { claims }).await?;
-        self.store.increment(&qk.messages(), -1).await?;
-        self.store
-            .increment(&qk.bytes(), -(rec.size as i64))
-            .await?;
-        self.advance_low(slot, claims).await
+        let state = SlotState::Done { claims };
+        self.set_state(slot, state).await?;
+        self.advance_low(slot, state).await
     }
 
     pub(crate) async fn set_state(&self, slot: &Slot, state: SlotState) -> Result<()> {
@@ -127,9 +147,9 @@ impl<S: Store, E: Env> Engine<S, E> {
     /// Moves the partition's low-water mark past `slot` when `slot` sits right on
     /// it, deleting the finished slot's bookkeeping keys. Out-of-order finishes
     /// leave the mark behind; the scan moves it past runs of finished slots.
-    async fn advance_low(&self, slot: &Slot, claims: u64) -> Result<()> {
+    pub(crate) async fn advance_low(&self, slot: &Slot, state: SlotState) -> Result<()> {
         if self.low(&slot.ring).await? == slot.index {
-            self.sweep(&slot.ring, &[(slot.index, claims)]).await?;
+            self.sweep(&slot.ring, &[(slot.index, state)]).await?;
         }
         Ok(())
     }
@@ -143,18 +163,21 @@ impl<S: Store, E: Env> Engine<S, E> {
         }
     }
 
-    /// Deletes the bookkeeping of `done`, a run of finished slots `(index, claims)`
-    /// starting at the low-water mark, and moves the mark past them.
-    pub(crate) async fn sweep(&self, ring: &RingKeys, done: &[(u64, u64)]) -> Result<()> {
+    /// Deletes the bookkeeping of `done`, a run of finished (`Done` or `Dead`)
+    /// slots starting at the low-water mark, and moves the mark past them.
+    pub(crate) async fn sweep(&self, ring: &RingKeys, done: &[(u64, SlotState)]) -> Result<()> {
         let Some(&(last, _)) = done.last() else {
             return Ok(());
         };
         self.store.set(&ring.low(), &encode(&(last + 1))).await?;
         let mut dead = Vec::new();
-        for &(i, claims) in done {
+        for &(i, state) in done {
             let k = ring.slot(i);
-            dead.extend([k.state(), k.commit(), k.claims(), k.deliveries()]);
-            dead.extend((1..=claims).map(|c| k.claim(c)));
+            dead.push(k.state());
+            if let SlotState::Done { claims } = state {
+                dead.extend([k.commit(), k.claims(), k.deliveries()]);
+                dead.extend((1..=claims).map(|c| k.claim(c)));
+            }
         }
         Ok(self.store.delete_many(&dead).await?)
     }

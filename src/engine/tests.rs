@@ -17,17 +17,11 @@ fn n(s: &str) -> Name {
 }
 
 fn msg(body: &str) -> NewMessage {
-    NewMessage {
-        body: Bytes::from(body.to_owned()),
-        ..Default::default()
-    }
+    NewMessage { body: Bytes::from(body.to_owned()), ..Default::default() }
 }
 
 fn send(e: &Engine<MemoryStore, ManualEnv>, q: &str, body: &str) -> Sent {
-    block_on(e.send(&n("ns"), &n(q), vec![msg(body)]))
-        .unwrap()
-        .remove(0)
-        .unwrap()
+    block_on(e.send(&n("ns"), &n(q), vec![msg(body)])).unwrap().remove(0).unwrap()
 }
 
 fn pop_bodies(e: &Engine<MemoryStore, ManualEnv>, q: &str, count: usize) -> Vec<String> {
@@ -39,11 +33,7 @@ fn pop_bodies(e: &Engine<MemoryStore, ManualEnv>, q: &str, count: usize) -> Vec<
 }
 
 fn receive(e: &Engine<MemoryStore, ManualEnv>, q: &str, vt: u64) -> Vec<Message> {
-    let opts = ReceiveOptions {
-        count: 10,
-        visibility_timeout: Some(vt),
-        partition: None,
-    };
+    let opts = ReceiveOptions { count: 10, visibility_timeout: Some(vt), partition: None };
     block_on(e.receive(&n("ns"), &n(q), opts)).unwrap()
 }
 
@@ -62,23 +52,12 @@ fn pop_is_fifo_and_leaves_no_keys_behind() {
     assert_eq!(pop_bodies(&e, "q", 2), ["a", "b"]);
     assert_eq!(pop_bodies(&e, "q", 5), ["c"]);
     assert!(pop_bodies(&e, "q", 1).is_empty());
-    let stats = block_on(e.get_queue(&n("ns"), &n("q")))
-        .unwrap()
-        .stats
-        .unwrap();
+    let stats = block_on(e.get_queue(&n("ns"), &n("q"))).unwrap().stats.unwrap();
     assert_eq!((stats.messages, stats.bytes), (0, 0));
     // Ring counters and stats counters remain; no per-message key does.
-    let left: Vec<String> = e
-        .store()
-        .keys()
-        .into_iter()
-        .filter(|k| k.matches('/').count() >= 5)
-        .collect();
-    assert!(
-        left.is_empty(),
-        "{left:?} (of {} keys, {baseline} before)",
-        e.store().len()
-    );
+    let left: Vec<String> =
+        e.store().keys().into_iter().filter(|k| k.matches('/').count() >= 5).collect();
+    assert!(left.is_empty(), "{left:?} (of {} keys, {baseline} before)", e.store().len());
 }
 
 #[test]
@@ -101,10 +80,7 @@ fn a_lease_hides_the_message_until_it_expires_then_counts_receives() {
     assert_eq!(ok[0], Ok(()));
     e.env().advance(60_000);
     assert!(receive(&e, "q", 10).is_empty());
-    let stats = block_on(e.get_queue(&n("ns"), &n("q")))
-        .unwrap()
-        .stats
-        .unwrap();
+    let stats = block_on(e.get_queue(&n("ns"), &n("q"))).unwrap().stats.unwrap();
     assert_eq!((stats.messages, stats.in_flight), (0, 0));
 }
 
@@ -115,16 +91,10 @@ fn nack_and_extend_move_the_lease_end() {
     send(&e, "q", "x");
     let m = receive(&e, "q", 5).remove(0);
     let r = m.receipt.unwrap();
-    assert_eq!(
-        block_on(e.extend(&n("ns"), &n("q"), &[r], 60)).unwrap()[0],
-        Ok(())
-    );
+    assert_eq!(block_on(e.extend(&n("ns"), &n("q"), &[r], 60)).unwrap()[0], Ok(()));
     e.env().advance(30_000);
     assert!(receive(&e, "q", 5).is_empty(), "extended lease still holds");
-    assert_eq!(
-        block_on(e.nack(&n("ns"), &n("q"), &[r], 0)).unwrap()[0],
-        Ok(())
-    );
+    assert_eq!(block_on(e.nack(&n("ns"), &n("q"), &[r], 0)).unwrap()[0], Ok(()));
     let again = receive(&e, "q", 5);
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].receive_count, 2);
@@ -134,10 +104,7 @@ fn nack_and_extend_move_the_lease_end() {
 fn delayed_messages_wait_and_do_not_block_the_ones_behind() {
     let e = engine();
     create(&e, "q", QueueConfig::default());
-    let delayed = NewMessage {
-        delay: Some(5),
-        ..msg("later")
-    };
+    let delayed = NewMessage { delay: Some(5), ..msg("later") };
     block_on(e.send(&n("ns"), &n("q"), vec![delayed, msg("now")])).unwrap();
     assert_eq!(pop_bodies(&e, "q", 5), ["now"]);
     e.env().advance(5_000);
@@ -148,17 +115,11 @@ fn delayed_messages_wait_and_do_not_block_the_ones_behind() {
 fn expired_messages_are_never_delivered() {
     let e = engine();
     create(&e, "q", QueueConfig::default());
-    let short = NewMessage {
-        ttl: Some(1),
-        ..msg("gone")
-    };
+    let short = NewMessage { ttl: Some(1), ..msg("gone") };
     block_on(e.send(&n("ns"), &n("q"), vec![short])).unwrap();
     e.env().advance(1_000);
     assert!(pop_bodies(&e, "q", 5).is_empty());
-    let stats = block_on(e.get_queue(&n("ns"), &n("q")))
-        .unwrap()
-        .stats
-        .unwrap();
+    let stats = block_on(e.get_queue(&n("ns"), &n("q"))).unwrap().stats.unwrap();
     assert_eq!(stats.messages, 0);
 }
 
@@ -182,41 +143,20 @@ fn max_receives_moves_the_message_to_the_dead_letter_queue() {
     assert_eq!(moved.len(), 1);
     assert_eq!(moved[0].body, Bytes::from("poison"));
     assert_eq!(moved[0].receive_count, 3);
-    let stats = block_on(e.get_queue(&n("ns"), &n("q")))
-        .unwrap()
-        .stats
-        .unwrap();
-    assert_eq!(
-        (stats.messages, stats.dead_lettered, stats.in_flight),
-        (0, 1, 0)
-    );
+    let stats = block_on(e.get_queue(&n("ns"), &n("q"))).unwrap().stats.unwrap();
+    assert_eq!((stats.messages, stats.dead_lettered, stats.in_flight), (0, 1, 0));
 }
 
 #[test]
 fn idempotency_keys_store_once_even_after_the_message_is_gone() {
     let e = engine();
     create(&e, "q", QueueConfig::default());
-    let keyed = || NewMessage {
-        idempotency_key: Some("k1".into()),
-        ..msg("once")
-    };
-    let first = block_on(e.send(&n("ns"), &n("q"), vec![keyed()]))
-        .unwrap()
-        .remove(0)
-        .unwrap();
+    let keyed = || NewMessage { idempotency_key: Some("k1".into()), ..msg("once") };
+    let first = block_on(e.send(&n("ns"), &n("q"), vec![keyed()])).unwrap().remove(0).unwrap();
     assert!(!first.duplicate);
     assert_eq!(pop_bodies(&e, "q", 5), ["once"]);
-    let again = block_on(e.send(&n("ns"), &n("q"), vec![keyed()]))
-        .unwrap()
-        .remove(0)
-        .unwrap();
-    assert_eq!(
-        again,
-        Sent {
-            id: first.id,
-            duplicate: true
-        }
-    );
+    let again = block_on(e.send(&n("ns"), &n("q"), vec![keyed()])).unwrap().remove(0).unwrap();
+    assert_eq!(again, Sent { id: first.id, duplicate: true });
     assert!(pop_bodies(&e, "q", 5).is_empty());
 }
 
@@ -225,23 +165,15 @@ fn large_bodies_round_trip_through_chunks() {
     let e = engine();
     create(&e, "q", QueueConfig::default());
     let body: Vec<u8> = (0..3 * 1024 * 1024 + 17).map(|i| (i % 251) as u8).collect();
-    let m = NewMessage {
-        body: Bytes::from(body.clone()),
-        ..Default::default()
-    };
-    let sent = block_on(e.send(&n("ns"), &n("q"), vec![m]))
-        .unwrap()
-        .remove(0)
-        .unwrap();
+    let m = NewMessage { body: Bytes::from(body.clone()), ..Default::default() };
+    let sent = block_on(e.send(&n("ns"), &n("q"), vec![m])).unwrap().remove(0).unwrap();
     let got = block_on(e.get_message(&n("ns"), &n("q"), sent.id)).unwrap();
     assert_eq!(got.body.len(), body.len());
     assert!(got.body == body);
     let popped = block_on(e.pop(&n("ns"), &n("q"), 1)).unwrap();
     assert!(popped[0].body == body);
-    let too_big = NewMessage {
-        body: Bytes::from(vec![0; 4 * 1024 * 1024 + 1]),
-        ..Default::default()
-    };
+    let too_big =
+        NewMessage { body: Bytes::from(vec![0; 4 * 1024 * 1024 + 1]), ..Default::default() };
     let r = block_on(e.send(&n("ns"), &n("q"), vec![too_big])).unwrap();
     assert!(matches!(r[0], Err(Error::MessageTooLarge(_))));
 }
@@ -249,56 +181,27 @@ fn large_bodies_round_trip_through_chunks() {
 #[test]
 fn capacity_limits_refuse_and_keep_counts_right() {
     let e = engine();
-    create(
-        &e,
-        "q",
-        QueueConfig {
-            max_messages: Some(2),
-            ..Default::default()
-        },
-    );
+    create(&e, "q", QueueConfig { max_messages: Some(2), ..Default::default() });
     send(&e, "q", "1");
     send(&e, "q", "2");
     let r = block_on(e.send(&n("ns"), &n("q"), vec![msg("3")])).unwrap();
     assert!(matches!(r[0], Err(Error::QueueFull(_))));
-    let stats = block_on(e.get_queue(&n("ns"), &n("q")))
-        .unwrap()
-        .stats
-        .unwrap();
+    let stats = block_on(e.get_queue(&n("ns"), &n("q"))).unwrap().stats.unwrap();
     assert_eq!((stats.messages, stats.bytes), (2, 2));
 }
 
 #[test]
 fn browse_by_id_and_overwrite_and_delete() {
     let e = engine();
-    create(
-        &e,
-        "q",
-        QueueConfig {
-            partitions: 2,
-            ..Default::default()
-        },
-    );
+    create(&e, "q", QueueConfig { partitions: 2, ..Default::default() });
     let ids: Vec<_> = (0..5)
         .map(|i| {
-            let m = NewMessage {
-                partition: Some(i % 2),
-                ..msg(&i.to_string())
-            };
-            block_on(e.send(&n("ns"), &n("q"), vec![m]))
-                .unwrap()
-                .remove(0)
-                .unwrap()
-                .id
+            let m = NewMessage { partition: Some(i % 2), ..msg(&i.to_string()) };
+            block_on(e.send(&n("ns"), &n("q"), vec![m])).unwrap().remove(0).unwrap().id
         })
         .collect();
     let all = |order, after| {
-        let opts = BrowseOptions {
-            after,
-            limit: 100,
-            order,
-            partition: None,
-        };
+        let opts = BrowseOptions { after, limit: 100, order, partition: None };
         block_on(e.browse(&n("ns"), &n("q"), opts))
             .unwrap()
             .into_iter()
@@ -309,12 +212,7 @@ fn browse_by_id_and_overwrite_and_delete() {
     assert_eq!(all(Order::Descending, None), ["3", "1", "4", "2", "0"]);
     assert_eq!(all(Order::Ascending, Some(ids[2])), ["4", "1", "3"]);
     block_on(e.put_message(&n("ns"), &n("q"), ids[0], Bytes::from("zero"), None)).unwrap();
-    assert_eq!(
-        block_on(e.get_message(&n("ns"), &n("q"), ids[0]))
-            .unwrap()
-            .body,
-        "zero"
-    );
+    assert_eq!(block_on(e.get_message(&n("ns"), &n("q"), ids[0])).unwrap().body, "zero");
     block_on(e.delete_message(&n("ns"), &n("q"), ids[2])).unwrap();
     assert!(matches!(
         block_on(e.get_message(&n("ns"), &n("q"), ids[2])),
@@ -348,18 +246,8 @@ fn queues_list_in_creation_order_and_purge_and_delete() {
     let names: Vec<_> = page.queues.iter().map(|q| q.name.as_str()).collect();
     assert_eq!(names, ["a", "c", "b"]);
     assert_eq!(page.next_cursor, None);
-    let shrink = QueueConfig {
-        partitions: 1,
-        ..Default::default()
-    };
-    create(
-        &e,
-        "c",
-        QueueConfig {
-            partitions: 3,
-            ..Default::default()
-        },
-    );
+    let shrink = QueueConfig { partitions: 1, ..Default::default() };
+    create(&e, "c", QueueConfig { partitions: 3, ..Default::default() });
     assert!(matches!(
         block_on(e.put_queue(&n("ns"), &n("c"), shrink)),
         Err(Error::PartitionsShrink { from: 3, to: 1 })

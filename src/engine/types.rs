@@ -101,11 +101,7 @@ pub struct Receipt {
 
 impl fmt::Display for Receipt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "r{}.{}.{}.{}",
-            self.generation, self.partition, self.slot, self.claim
-        )
+        write!(f, "r{}.{}.{}.{}", self.generation, self.partition, self.slot, self.claim)
     }
 }
 
@@ -168,22 +164,9 @@ mod tests {
 
     #[test]
     fn receipts_round_trip_and_garbage_is_refused() {
-        let r = Receipt {
-            generation: 3,
-            partition: 1,
-            slot: 99,
-            claim: 2,
-        };
+        let r = Receipt { generation: 3, partition: 1, slot: 99, claim: 2 };
         assert_eq!(r.to_string().parse::<Receipt>().unwrap(), r);
-        for bad in [
-            "",
-            "r",
-            "r1.2.3",
-            "r1.2.3.4.5",
-            "x1.2.3.4",
-            "r1.70000.3.4",
-            "r1.2.3.0",
-        ] {
+        for bad in ["", "r", "r1.2.3", "r1.2.3.4.5", "x1.2.3.4", "r1.70000.3.4", "r1.2.3.0"] {
             assert!(bad.parse::<Receipt>().is_err(), "{bad}");
         }
     }

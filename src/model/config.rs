@@ -68,10 +68,7 @@ pub struct ConfigError {
 }
 
 fn bad(field: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        field,
-        reason: reason.into(),
-    }
+    ConfigError { field, reason: reason.into() }
 }
 
 fn in_range(field: &'static str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
@@ -85,19 +82,9 @@ impl QueueConfig {
     /// Checks every bound; the first violation is reported.
     pub fn validate(&self) -> Result<(), ConfigError> {
         in_range("message_ttl", self.message_ttl, 1, MAX_TTL)?;
-        in_range(
-            "visibility_timeout",
-            self.visibility_timeout,
-            0,
-            MAX_VISIBILITY,
-        )?;
+        in_range("visibility_timeout", self.visibility_timeout, 0, MAX_VISIBILITY)?;
         in_range("delay", self.delay, 0, MAX_DELAY)?;
-        in_range(
-            "partitions",
-            self.partitions.into(),
-            1,
-            MAX_PARTITIONS.into(),
-        )?;
+        in_range("partitions", self.partitions.into(), 1, MAX_PARTITIONS.into())?;
         if let Some(n) = self.max_receives {
             in_range("max_receives", n.into(), 1, MAX_RECEIVES.into())?;
         }
@@ -136,20 +123,11 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_bounds_are_enforced() {
         assert!(QueueConfig::default().validate().is_ok());
-        let c = QueueConfig {
-            partitions: 0,
-            ..Default::default()
-        };
+        let c = QueueConfig { partitions: 0, ..Default::default() };
         assert_eq!(c.validate().unwrap_err().field, "partitions");
-        let c = QueueConfig {
-            delay: 901,
-            ..Default::default()
-        };
+        let c = QueueConfig { delay: 901, ..Default::default() };
         assert_eq!(c.validate().unwrap_err().field, "delay");
-        let c = QueueConfig {
-            dead_letter_queue: Some("a b".into()),
-            ..Default::default()
-        };
+        let c = QueueConfig { dead_letter_queue: Some("a b".into()), ..Default::default() };
         assert_eq!(c.validate().unwrap_err().field, "dead_letter_queue");
     }
 

@@ -103,9 +103,7 @@ mod tests {
 
     #[test]
     fn refuses_other_uuids() {
-        assert!("6ba7b810-9dad-11d1-80b4-00c04fd430c8"
-            .parse::<MessageId>()
-            .is_err());
+        assert!("6ba7b810-9dad-11d1-80b4-00c04fd430c8".parse::<MessageId>().is_err());
         assert!("nope".parse::<MessageId>().is_err());
     }
 }

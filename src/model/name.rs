@@ -32,10 +32,7 @@ impl Name {
         if s.is_empty() {
             return Err(NameError::Empty);
         }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c)))
-        {
+        if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c))) {
             return Err(NameError::BadChar(c));
         }
         if s.len() > Self::MAX_LEN {

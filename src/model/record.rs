@@ -93,13 +93,7 @@ mod tests {
             body: b"abc".to_vec(),
         };
         assert_eq!(MessageRecord::decode(&rec.encode()).unwrap(), rec);
-        for junk in [
-            &b""[..],
-            b"\x01",
-            b"\x02\0\0\0\0",
-            b"\x01\0\0\0\x09{}",
-            b"\x01\0\0\0\x02{}",
-        ] {
+        for junk in [&b""[..], b"\x01", b"\x02\0\0\0\0", b"\x01\0\0\0\x09{}", b"\x01\0\0\0\x02{}"] {
             assert!(MessageRecord::decode(junk).is_err());
         }
     }

@@ -30,12 +30,7 @@ pub struct FaultPlan {
 impl FaultPlan {
     /// A plan that only reorders calls, never fails them.
     pub fn reorder_only(seed: u64) -> Self {
-        Self {
-            seed,
-            max_delay: 3,
-            fail_before_ppm: 0,
-            fail_after_ppm: 0,
-        }
+        Self { seed, max_delay: 3, fail_before_ppm: 0, fail_after_ppm: 0 }
     }
 }
 
@@ -52,12 +47,7 @@ impl<S: Store> FaultyStore<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, plan: FaultPlan) -> Self {
         let rng = AtomicU64::new(plan.seed | 1);
-        Self {
-            inner,
-            plan,
-            rng,
-            calls: AtomicU64::new(0),
-        }
+        Self { inner, plan, rng, calls: AtomicU64::new(0) }
     }
 
     /// The wrapped store.

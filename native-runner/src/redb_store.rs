@@ -41,8 +41,9 @@
 //! - `flush()` sends a barrier. When a round holds barriers, its transaction (even an
 //!   empty one) is committed with [`Durability::Immediate`], which fsyncs and so
 //!   persists every earlier non-durable commit too; then the barriers are answered.
-//!   A barrier is answered at once when nothing was committed since the last
-//!   durable commit. Durability is therefore always a *prefix* of the commit order:
+//!   A flush does not even reach the thread when nothing was committed since the
+//!   last durable commit (two sequence numbers, `committed` and `durable`, tell), so
+//!   a flush after a request that wrote nothing, or a second flush, costs nothing. Durability is therefore always a *prefix* of the commit order:
 //!   a crash loses at most the newest non-durable commits, never a hole.
 //! - Every [`FORCE_DURABLE_EVERY`] non-durable commits one is made durable even
 //!   without a barrier, which bounds what redb keeps pending in memory.
@@ -73,6 +74,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use std::fmt::Display;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -91,6 +93,7 @@ pub const FORCE_DURABLE_EVERY: u32 = 1024;
 /// A [`Store`] in one redb file, with group commit. See the module docs.
 pub struct RedbStore {
     db: Arc<Database>,
+    seqs: Arc<Seqs>,
     path: PathBuf,
     /// `None` only while dropping.
     ops: Option<mpsc::Sender<Op>>,
@@ -120,12 +123,13 @@ impl RedbStore {
 
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let writer_db = db.clone();
+        let seqs = Arc::new(Seqs::default());
+        let writer = Writer::new(db.clone(), seqs.clone());
         let writer = std::thread::Builder::new()
             .name("edgeq-redb-writer".into())
-            .spawn(move || Writer::new(writer_db).run(rx))
+            .spawn(move || writer.run(rx))
             .map_err(|e| fail("spawn writer thread", e))?;
-        Ok(Self { db, path, ops: Some(tx), writer: Some(writer) })
+        Ok(Self { db, seqs, path, ops: Some(tx), writer: Some(writer) })
     }
 
     /// The file this store lives in.
@@ -247,7 +251,16 @@ impl Store for RedbStore {
     }
 
     fn flush(&self) -> impl Future<Output = StoreResult<()>> + Send {
-        self.call(|reply| Op::Flush { reply })
+        // Every write that returned before this call has a commit number at most
+        // `target` (the writer publishes it before replying).
+        let target = self.seqs.committed.load(Ordering::Acquire);
+        let durable = self.seqs.durable.load(Ordering::Acquire) >= target;
+        async move {
+            if durable {
+                return Ok(());
+            }
+            self.call(|reply| Op::Flush { reply }).await
+        }
     }
 }
 
@@ -276,16 +289,26 @@ enum Outcome {
     Count(oneshot::Sender<StoreResult<i64>>, StoreResult<i64>),
 }
 
+/// Commit numbers, written only by the writer thread.
+#[derive(Debug, Default)]
+struct Seqs {
+    /// Number of the newest commit (durable or not).
+    committed: AtomicU64,
+    /// Number of the newest durable commit.
+    durable: AtomicU64,
+}
+
 /// The writer thread's state.
 struct Writer {
     db: Arc<Database>,
+    seqs: Arc<Seqs>,
     /// Non-durable commits since the last durable one.
     pending: u32,
 }
 
 impl Writer {
-    fn new(db: Arc<Database>) -> Self {
-        Self { db, pending: 0 }
+    fn new(db: Arc<Database>, seqs: Arc<Seqs>) -> Self {
+        Self { db, seqs, pending: 0 }
     }
 
     fn run(mut self, mut rx: mpsc::Receiver<Op>) {
@@ -366,6 +389,12 @@ impl Writer {
         match result {
             Ok(()) => {
                 self.pending = if durable { 0 } else { self.pending + 1 };
+                // Published before any reply, so a caller's later flush sees it.
+                let seq = self.seqs.committed.load(Ordering::Relaxed) + 1;
+                self.seqs.committed.store(seq, Ordering::Release);
+                if durable {
+                    self.seqs.durable.store(seq, Ordering::Release);
+                }
                 Ok(outcomes)
             }
             Err(e) => Err((e, outcomes)),
@@ -609,6 +638,21 @@ mod tests {
         assert_eq!(s.get_many(&[]).await.unwrap(), Vec::<Option<Vec<u8>>>::new());
         s.delete_many(&[]).await.unwrap();
         s.delete("never there").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn flush_skips_the_writer_when_everything_is_durable() {
+        let (_dir, s) = temp_store();
+        s.flush().await.unwrap();
+        s.set("k", b"v").await.unwrap();
+        assert!(s.seqs.durable.load(Ordering::Acquire) < s.seqs.committed.load(Ordering::Acquire));
+        s.flush().await.unwrap();
+        let durable = s.seqs.durable.load(Ordering::Acquire);
+        assert_eq!(durable, s.seqs.committed.load(Ordering::Acquire));
+        // Reads and a second flush commit nothing.
+        s.get("k").await.unwrap();
+        s.flush().await.unwrap();
+        assert_eq!(s.seqs.committed.load(Ordering::Acquire), durable);
     }
 
     #[tokio::test]

@@ -74,6 +74,8 @@ conformance! {
         messages::batch_limits,
         messages::browse_pages_without_consuming,
         messages::get_put_delete_by_id,
+        messages::partitions_route_messages,
+        messages::head_answers_like_get_without_a_body,
         leases::pop_is_fifo_and_destructive,
         leases::pop_with_count_is_an_envelope,
         leases::receive_then_ack,
@@ -84,6 +86,7 @@ conformance! {
         leases::receipt_batches_report_per_receipt,
         leases::dead_letter_after_max_receives,
         leases::long_poll_returns_a_message_sent_meanwhile,
+        leases::long_poll_with_count_returns_an_envelope,
         errors::malformed_json_stores_nothing,
         errors::unknown_fields_are_refused,
         errors::wrong_types_and_out_of_range_values,
@@ -94,6 +97,7 @@ conformance! {
         errors::wrong_methods_are_405_with_allow,
         errors::bad_query_parameters,
         errors::bad_receipts_and_ids,
+        errors::full_queue_is_507_and_keeps_what_it_holds,
         concurrency::producers_and_consumers_lose_and_duplicate_nothing,
     ]
 }

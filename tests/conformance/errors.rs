@@ -339,3 +339,31 @@ pub async fn bad_receipts_and_ids(c: &Client) {
         .expect_error(404, "message_not_found");
     unchanged(c, &before).await;
 }
+
+pub async fn full_queue_is_507_and_keeps_what_it_holds(c: &Client) {
+    c.create("full", json!({"max_messages": 2})).await;
+    c.push("full", "a").await;
+    c.push("full", "b").await;
+    c.send(c.req(Method::POST, "/v1/queues/full/messages").body("c"))
+        .await
+        .expect_error(507, "queue_full");
+    let r =
+        c.post_json("/v1/queues/full/messages/batch", &json!({"messages": [{"body": "d"}]})).await;
+    r.expect(200);
+    assert_eq!(r.json()["failed"], 1);
+    assert_eq!(r.json()["results"][0]["error"]["code"], "queue_full");
+    assert_eq!(c.count("full").await, 2);
+
+    c.create("bytes", json!({"max_bytes": 10})).await;
+    c.push("bytes", "0123456789").await;
+    c.send(c.req(Method::POST, "/v1/queues/bytes/messages").body("x"))
+        .await
+        .expect_error(507, "queue_full");
+    assert_eq!(c.stats("bytes").await["bytes"], 10);
+
+    // Room again once a message is gone.
+    assert_eq!(&c.pop("full").await.unwrap().body[..], b"a");
+    c.push("full", "c").await;
+    assert_eq!(&c.pop("full").await.unwrap().body[..], b"b");
+    assert_eq!(&c.pop("full").await.unwrap().body[..], b"c");
+}

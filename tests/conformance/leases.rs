@@ -239,3 +239,22 @@ pub async fn long_poll_returns_a_message_sent_meanwhile(c: &Client) {
     assert_eq!(&r.body[..], b"awaited");
     assert_eq!(r.header("edgeq-message-id"), Some(id.as_str()));
 }
+
+pub async fn long_poll_with_count_returns_an_envelope(c: &Client) {
+    c.create("lp", json!({})).await;
+    c.post("/v1/queues/lp/receive?wait=1&count=5").await.expect(204);
+    let sender = c.clone();
+    let send = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        sender
+            .post_json("/v1/queues/lp/messages/batch", &json!({"messages": [{"body": "x"}]}))
+            .await
+            .expect(200);
+    });
+    let r = c.post("/v1/queues/lp/receive?wait=20&count=5&visibility_timeout=60").await;
+    send.await.expect("the sender finished");
+    r.expect(200);
+    let v = r.json();
+    assert_eq!(v["messages"][0]["body"], "x");
+    assert!(v["messages"][0]["receipt"].is_string());
+}

@@ -365,3 +365,68 @@ pub async fn get_put_delete_by_id(c: &Client) {
     assert!(c.pop("q").await.is_none());
     c.get(&format!("/v1/queues/q/messages/{a}")).await.expect_error(404, "message_not_found");
 }
+
+pub async fn partitions_route_messages(c: &Client) {
+    c.create("p", json!({"partitions": 3})).await;
+    let send = |p: &'static str, body: &'static str| {
+        c.send(c.req(Method::POST, "/v1/queues/p/messages").header("edgeq-partition", p).body(body))
+    };
+    send("2", "two-a").await.expect(201);
+    send("0", "zero").await.expect(201);
+    send("2", "two-b").await.expect(201);
+    send("3", "nope").await.expect_error(400, "bad_request");
+    c.post_json(
+        "/v1/queues/p/messages/batch",
+        &json!({"messages": [{"body": "one", "partition": 1}]}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(c.count("p").await, 4);
+
+    let r = c.get("/v1/queues/p/messages?partition=2").await;
+    r.expect(200);
+    let bodies: Vec<String> = r.json()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(bodies, ["two-a", "two-b"], "FIFO within a partition");
+
+    let m = c.receive("p", "partition=2").await.expect("a message of partition 2");
+    assert_eq!(&m.body[..], b"two-a");
+    let r = c.post("/v1/queues/p/receive?partition=1&count=10").await;
+    r.expect(200);
+    let v = r.json();
+    assert_eq!(v["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(v["messages"][0]["body"], "one");
+    c.post("/v1/queues/p/receive?partition=3").await.expect_error(400, "bad_request");
+
+    // Without a partition, every partition is served.
+    let r = c.post("/v1/queues/p/pop?count=10").await;
+    r.expect(200);
+    let mut got: Vec<String> = r.json()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap().to_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["two-b", "zero"]);
+}
+
+pub async fn head_answers_like_get_without_a_body(c: &Client) {
+    c.create("h", json!({})).await;
+    let id = c.push("h", "body").await;
+    for path in
+        ["/v1/queues/h".to_owned(), "/v1/queues".into(), format!("/v1/queues/h/messages/{id}")]
+    {
+        let r = c.send(c.req(Method::HEAD, &path)).await;
+        r.expect(200);
+        assert!(r.body.is_empty(), "{path}");
+    }
+    let r = c.send(c.req(Method::HEAD, &format!("/v1/queues/h/messages/{id}"))).await;
+    assert_eq!(r.header("edgeq-message-id"), Some(id.as_str()));
+    c.send(c.req(Method::HEAD, "/v1/queues/none")).await.expect(404);
+    assert_eq!(c.count("h").await, 1);
+}

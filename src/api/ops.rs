@@ -36,3 +36,51 @@ pub(crate) fn heartbeat(method: &Method) -> Result<Response<Bytes>, ApiError> {
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     Ok(res)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MemoryStore, StoreError, StoreResult};
+    use futures::executor::block_on;
+    use std::future::{ready, Future};
+
+    /// A store whose every call fails.
+    struct Down;
+    impl Store for Down {
+        fn get(&self, _: &str) -> impl Future<Output = StoreResult<Option<Vec<u8>>>> + Send {
+            ready(Err(StoreError("down".into())))
+        }
+        fn get_many(
+            &self,
+            _: &[String],
+        ) -> impl Future<Output = StoreResult<Vec<Option<Vec<u8>>>>> + Send {
+            ready(Err(StoreError("down".into())))
+        }
+        fn set(&self, _: &str, _: &[u8]) -> impl Future<Output = StoreResult<()>> + Send {
+            ready(Err(StoreError("down".into())))
+        }
+        fn delete(&self, _: &str) -> impl Future<Output = StoreResult<()>> + Send {
+            ready(Err(StoreError("down".into())))
+        }
+        fn delete_many(&self, _: &[String]) -> impl Future<Output = StoreResult<()>> + Send {
+            ready(Err(StoreError("down".into())))
+        }
+        fn increment(&self, _: &str, _: i64) -> impl Future<Output = StoreResult<i64>> + Send {
+            ready(Err(StoreError("down".into())))
+        }
+    }
+
+    #[test]
+    fn healthz_reports_the_store() {
+        let res = block_on(healthz(&Method::GET, &MemoryStore::new())).unwrap();
+        assert_eq!(res.status(), 200);
+        let res = block_on(healthz(&Method::GET, &Down)).unwrap();
+        assert_eq!(res.status(), 503);
+        let v: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+        assert_eq!(v["status"], "unavailable");
+        assert!(v["store"].as_str().unwrap().contains("down"));
+        let store = MemoryStore::new();
+        block_on(healthz(&Method::GET, &store)).unwrap();
+        assert!(store.is_empty(), "the probe writes nothing");
+    }
+}

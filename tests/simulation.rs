@@ -13,8 +13,9 @@
 //! - receive mode: every acknowledged send is acknowledged by a consumer; no
 //!   message is delivered again before the lease that delivered it ended (or was
 //!   nacked), nor after a successful ack;
-//! - in both: nothing is delivered that was never sent, and no message record is
-//!   left in the store.
+//! - in both: nothing is delivered that was never sent, and no record of a
+//!   successful send is left in the store (a writer that died or failed half way
+//!   may leave its own, unacknowledged record behind).
 //!
 //! `SIM_SEEDS` sets the number of seeds per mode (default 1000 per mode, so CI runs
 //! 2000); `SIM_SEED` replays one seed.
@@ -38,7 +39,61 @@ const PRODUCERS: usize = 3;
 const CONSUMERS: usize = 3;
 const MESSAGES: usize = 12;
 
-type Sim = Engine<FaultyStore<Arc<MemoryStore>>, ManualEnv>;
+type Sim = Engine<FaultyStore<Arc<Traced>>, ManualEnv>;
+
+/// The shared store, printing every call on keys that contain `SIM_TRACE`.
+#[derive(Default)]
+struct Traced(MemoryStore, Option<String>);
+
+impl Traced {
+    fn log(&self, op: &str, key: &str, extra: String) {
+        if self.1.as_deref().is_some_and(|t| key.contains(t)) {
+            eprintln!("{op} {key} {extra}");
+        }
+    }
+}
+
+impl Store for Traced {
+    async fn get(&self, key: &str) -> edgeq::store::StoreResult<Option<Vec<u8>>> {
+        let v = self.0.get(key).await;
+        self.log(
+            "get",
+            key,
+            format!(
+                "{:?}",
+                v.as_ref().map(|v| v
+                    .as_ref()
+                    .map(|v| String::from_utf8_lossy(&v[..v.len().min(60)]).into_owned()))
+            ),
+        );
+        v
+    }
+    async fn get_many(&self, keys: &[String]) -> edgeq::store::StoreResult<Vec<Option<Vec<u8>>>> {
+        for k in keys {
+            self.log("get_many", k, String::new());
+        }
+        self.0.get_many(keys).await
+    }
+    async fn set(&self, key: &str, value: &[u8]) -> edgeq::store::StoreResult<()> {
+        self.log("set", key, String::from_utf8_lossy(&value[..value.len().min(60)]).into_owned());
+        self.0.set(key, value).await
+    }
+    async fn delete(&self, key: &str) -> edgeq::store::StoreResult<()> {
+        self.log("delete", key, String::new());
+        self.0.delete(key).await
+    }
+    async fn delete_many(&self, keys: &[String]) -> edgeq::store::StoreResult<()> {
+        for k in keys {
+            self.log("delete_many", k, String::new());
+        }
+        self.0.delete_many(keys).await
+    }
+    async fn increment(&self, key: &str, delta: i64) -> edgeq::store::StoreResult<i64> {
+        let r = self.0.increment(key, delta).await;
+        self.log("incr", key, format!("{delta} -> {r:?}"));
+        r
+    }
+}
 type Actor = Pin<Box<dyn Future<Output = ()>>>;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -58,6 +113,7 @@ struct Delivery {
 #[derive(Default)]
 struct Log {
     sent_ok: BTreeSet<String>,
+    sent_ids: BTreeMap<String, String>,
     attempted: BTreeSet<String>,
     deliveries: BTreeMap<String, Vec<Delivery>>,
     acked: BTreeMap<String, u64>,
@@ -82,12 +138,11 @@ fn producer(e: Rc<Sim>, log: Rc<RefCell<Log>>, id: usize, from: usize) -> Actor 
                 let body = format!("{id}:{seq}:{attempt}");
                 log.borrow_mut().attempted.insert(body.clone());
                 let m = NewMessage { body: Bytes::from(body.clone()), ..Default::default() };
-                let ok = matches!(
-                    e.send(&ns(), &q(), vec![m]).await.map(|mut r| r.remove(0)),
-                    Ok(Ok(_))
-                );
-                if ok {
-                    log.borrow_mut().sent_ok.insert(body);
+                if let Ok(Ok(sent)) = e.send(&ns(), &q(), vec![m]).await.map(|mut r| r.remove(0)) {
+                    let mut log = log.borrow_mut();
+                    let place = format!("p{} slot {}", sent.id.partition(), sent.id.slot());
+                    log.sent_ids.insert(body.clone(), place);
+                    log.sent_ok.insert(body);
                     break;
                 }
             }
@@ -158,18 +213,19 @@ fn consumer(e: Rc<Sim>, log: Rc<RefCell<Log>>, mode: Mode, seed: u64) -> Actor {
                             }
                             _ => {
                                 log.borrow_mut().ack_unknown.insert(body.clone());
-                                match e.ack(&ns(), &q(), &[receipt]).await.map(|mut r| r.remove(0)) {
+                                match e.ack(&ns(), &q(), &[receipt]).await.map(|mut r| r.remove(0))
+                                {
                                     Ok(Ok(())) => {
                                         let at = e.env().now_value();
                                         let mut log = log.borrow_mut();
                                         log.ack_unknown.remove(&body);
                                         log.acked.entry(body).or_insert(at);
                                     }
-                                    // Refused (stale): it certainly did not delete.
-                                    Ok(Err(_)) => {
+                                    // Refused as stale: it certainly did not delete.
+                                    Ok(Err(edgeq::engine::Error::StaleReceipt(_))) => {
                                         log.borrow_mut().ack_unknown.remove(&body);
                                     }
-                                    Err(_) => {}
+                                    Ok(Err(_)) | Err(_) => {}
                                 }
                             }
                         }
@@ -197,7 +253,7 @@ fn poll(actor: &mut Actor) -> bool {
 /// Runs one seed; returns a description of the first violation.
 fn run(seed: u64, mode: Mode) -> Result<(), String> {
     let mut rng = SmallRng::seed_from_u64(seed);
-    let shared = Arc::new(MemoryStore::new());
+    let shared = Arc::new(Traced(MemoryStore::new(), std::env::var("SIM_TRACE").ok()));
     let plan = FaultPlan { seed, max_delay: 2, fail_before_ppm: 3_000, fail_after_ppm: 3_000 };
     let env = ManualEnv::new(T0, seed);
     let e = Rc::new(Engine::new(FaultyStore::new(shared.clone(), plan), env.clone()));
@@ -260,14 +316,14 @@ fn run(seed: u64, mode: Mode) -> Result<(), String> {
     }
 
     drain(&shared, &env, mode, &log)?;
-    let verdict = check(mode, &log.borrow(), &shared);
+    let verdict = check(mode, &log.borrow(), &shared.0);
     verdict
 }
 
 /// Consumes whatever is left with a fault-free host, moving time past every
 /// lease, hold and grace period.
 fn drain(
-    shared: &Arc<MemoryStore>,
+    shared: &Arc<Traced>,
     env: &ManualEnv,
     mode: Mode,
     log: &Rc<RefCell<Log>>,
@@ -343,7 +399,8 @@ fn check(mode: Mode, log: &Log, store: &MemoryStore) -> Result<(), String> {
             }
         }
         Mode::Receive => {
-            let unacked = |b: &&String| !log.acked.contains_key(*b) && !log.ack_unknown.contains(*b);
+            let unacked =
+                |b: &&String| !log.acked.contains_key(*b) && !log.ack_unknown.contains(*b);
             if let Some(b) = log.sent_ok.iter().find(unacked) {
                 if std::env::var("SIM_DUMP").is_ok() {
                     for k in store.keys() {
@@ -356,7 +413,8 @@ fn check(mode: Mode, log: &Log, store: &MemoryStore) -> Result<(), String> {
                     }
                 }
                 return Err(format!(
-                    "{b} was sent but never acknowledged: {:?}",
+                    "{b} ({:?}) was sent but never acknowledged: {:?}",
+                    log.sent_ids.get(b),
                     log.deliveries.get(b)
                 ));
             }
@@ -375,7 +433,18 @@ fn check(mode: Mode, log: &Log, store: &MemoryStore) -> Result<(), String> {
             }
         }
     }
-    let records: Vec<String> = store.keys().into_iter().filter(|k| k.ends_with("/m")).collect();
+    // Records left behind may only be those of sends that did not succeed (a
+    // writer that died or failed between writing and cleaning up its record).
+    let records: Vec<String> = store
+        .keys()
+        .into_iter()
+        .filter(|k| k.ends_with("/m"))
+        .filter(|k| {
+            let raw = futures::executor::block_on(store.get(k)).ok().flatten().unwrap_or_default();
+            let rec = edgeq::model::MessageRecord::decode(&raw).unwrap();
+            log.sent_ok.contains(&*String::from_utf8_lossy(&rec.body))
+        })
+        .collect();
     if !records.is_empty() && std::env::var("SIM_DUMP").is_ok() {
         let slot = records[0].trim_end_matches('m');
         for k in store.keys().into_iter().filter(|k| k.starts_with(slot)) {

@@ -172,9 +172,9 @@ impl<S: Store, E: Env> Engine<S, E> {
     pub async fn delete_message(&self, ns: &Name, q: &Name, id: MessageId) -> Result<()> {
         let queue = self.queue(ns, q).await?;
         let slot = self.slot_of(&queue, id).await?;
-        let Some(rec) = self.read_message(&slot).await?.filter(|r| r.id == id) else {
+        if self.read_record_only(&slot).await?.is_none_or(|r| r.id != id) {
             return Err(Error::MessageNotFound(id.to_string()));
-        };
+        }
         let now = self.env.now();
         let k = self.store.increment(&slot.keys.claims(), 1).await? as u64;
         let intent = Claim::Live { until: now + GRACE, lease: false };

@@ -57,9 +57,6 @@ impl<S: Store, E: Env> Engine<S, E> {
             return Err(Error::BadRequest(format!("partition must be below {partitions}")));
         }
         let mut out = Vec::new();
-        if self.store.increment(&queue.keys.messages(), 0).await? <= 0 {
-            return Ok(out);
-        }
         let now = self.env.now();
         let first = partition.unwrap_or_else(|| (self.env.random() % u64::from(partitions)) as u16);
         let lanes = if partition.is_some() { 1 } else { partitions };
@@ -357,15 +354,19 @@ impl<S: Store, E: Env> Engine<S, E> {
             if due.len() >= want {
                 continue;
             }
-            match state {
-                Some(SlotState::Live { until, .. }) if until <= now => due.push(slot),
-                Some(SlotState::Seen(at)) if now >= at.saturating_add(GRACE) => {
-                    if self.resolve(&slot).await? {
-                        due.push(slot);
-                    }
+            let ready = match state {
+                Some(SlotState::Live { until, .. }) => until <= now,
+                Some(SlotState::Seen(at)) => {
+                    now >= at.saturating_add(GRACE) && self.resolve(&slot).await?
                 }
-                None => self.set_state(&slot, SlotState::Seen(now)).await?,
-                _ => {}
+                None => {
+                    self.set_state(&slot, SlotState::Seen(now)).await?;
+                    false
+                }
+                Some(SlotState::Done { .. } | SlotState::Dead) => false,
+            };
+            if ready {
+                due.push(slot);
             }
         }
         self.sweep(ring, &run).await?;
@@ -374,14 +375,24 @@ impl<S: Store, E: Env> Engine<S, E> {
 
     /// Decides a slot behind the head that no consumer decided within the grace
     /// period: stands in for the vanished consumer. Returns whether the slot holds
-    /// a committed message (which the caller then claims like any other).
+    /// a committed message ready to be claimed like any other (`false` also while
+    /// its writer may still be marking it lost).
     async fn resolve(&self, slot: &Slot) -> Result<bool> {
         let mut s = self.store.increment(&slot.keys.commit(), 0).await?;
         if s == 0 {
             s = self.store.increment(&slot.keys.commit(), HOLDER).await?;
         }
         if committed(s) {
-            return Ok(true);
+            // A writer that lost the slot looks committed until it marks it; it
+            // marks before its deadline or never retries, so wait out GRACE after
+            // its ticket before delivering.
+            return match self.read_record_only(slot).await? {
+                Some(rec) => Ok(self.env.now() >= rec.enqueued_at.saturating_add(GRACE)),
+                None => {
+                    self.dead(slot).await?;
+                    Ok(false)
+                }
+            };
         }
         self.dead(slot).await?;
         Ok(false)

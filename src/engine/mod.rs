@@ -41,9 +41,14 @@
 //! the message is committed and the send answers 2xx. Otherwise a consumer gave
 //! the slot up first (it added 2): the writer adds `2^32` (so third parties never
 //! read the slot as committed), deletes what it wrote and pushes again on a new
-//! ticket. A writer past `WRITER_DEADLINE` since its ticket does the same without
-//! committing, so it never commits into a slot consumers stopped waiting for. A
-//! writer that dies before its increment never answered 2xx: nothing
+//! ticket — but only while it is still within `WRITER_DEADLINE` of its old
+//! ticket, because until it marked the slot a third party could read `3` as
+//! "committed, then taken" (increments commute); scans therefore never deliver
+//! such a slot before `GRACE` after its ticket time (kept in the record), by
+//! which time a live writer either marked it or gave up without retrying. A
+//! writer past `WRITER_DEADLINE` before committing gives the slot up without
+//! ever committing, so it never commits into a slot consumers stopped waiting
+//! for. A writer that dies before its increment never answered 2xx: nothing
 //! acknowledged is lost.
 //!
 //! # First delivery (`ring.rs` `take`)

@@ -30,9 +30,10 @@ impl<S: Store, E: Env> Engine<S, E> {
     ) -> Result<MessageId> {
         for _ in 0..PUSH_ATTEMPTS {
             let index = self.store.increment(&ring.tail(), 1).await? as u64;
-            let ticket_at = self.env.now();
-            let slot = Slot::new(ring, index);
+            // The record carries its ticket time: scans judge a slot's writer by it.
+            rec.enqueued_at = self.env.now();
             rec.id = MessageId::new(rec.enqueued_at, ring.partition, index);
+            let slot = Slot::new(ring, index);
             let mut written = Vec::with_capacity(rec.chunks as usize + 1);
             for (j, chunk) in body.chunks(super::slot::CHUNK).enumerate() {
                 let key = slot.keys.chunk(j as u32);
@@ -41,16 +42,27 @@ impl<S: Store, E: Env> Engine<S, E> {
             }
             self.store.set(&slot.keys.record(), &rec.encode()).await?;
             written.push(slot.keys.record());
-            if self.env.now() <= ticket_at + WRITER_DEADLINE {
+            let deadline = rec.enqueued_at + WRITER_DEADLINE;
+            if self.env.now() <= deadline {
                 let r = self.store.increment(&slot.keys.commit(), WRITER_COMMIT).await?;
                 if r == WRITER_COMMIT {
                     return Ok(rec.id);
                 }
+                // A consumer reached the slot first and gave it up. Say so, so no
+                // one mistakes it for committed, and clean up.
+                self.store.increment(&slot.keys.commit(), WRITER_LOST).await?;
+                self.store.delete_many(&written).await?;
+                // Until we marked it, the slot looked committed to third parties.
+                // Scans leave such a slot alone until GRACE after its ticket, so
+                // retrying is safe only while we are inside our deadline.
+                if self.env.now() > deadline {
+                    break;
+                }
+            } else {
+                // Overdue: give the slot up without ever committing.
+                self.store.increment(&slot.keys.commit(), WRITER_LOST).await?;
+                self.store.delete_many(&written).await?;
             }
-            // A consumer reached the slot first (or we are overdue): the slot is
-            // given up. Say so, so no one mistakes it for committed, and clean up.
-            self.store.increment(&slot.keys.commit(), WRITER_LOST).await?;
-            self.store.delete_many(&written).await?;
         }
         Err(Error::Contention(ring.tail()))
     }

@@ -23,7 +23,12 @@ const POP_HOLD: Millis = 30_000;
 #[derive(Debug, Clone, Copy)]
 enum Want {
     Pop,
-    Lease { until: Millis },
+    Lease {
+        until: Millis,
+    },
+    /// A receive with a zero visibility timeout (SQS allows it): the message is
+    /// delivered and stays visible, so no lease protects it.
+    Glance,
 }
 
 impl<S: Store, E: Env> Engine<S, E> {
@@ -39,7 +44,8 @@ impl<S: Store, E: Env> Engine<S, E> {
         let vt = opts.visibility_timeout.unwrap_or(queue.meta.config.visibility_timeout);
         QueueConfig::check_visibility(vt)?;
         let until = self.env.now() + vt * 1000;
-        self.consume(&queue, opts.count, opts.partition, Want::Lease { until }).await
+        let want = if vt == 0 { Want::Glance } else { Want::Lease { until } };
+        self.consume(&queue, opts.count, opts.partition, want).await
     }
 
     async fn consume(
@@ -82,7 +88,9 @@ impl<S: Store, E: Env> Engine<S, E> {
         // A message whose lease or hold ran out while this call worked on others
         // may already be someone else's: never hand it out.
         let end = self.env.now();
-        out.retain(|m| m.lease_until.is_some_and(|u| u > end));
+        if !matches!(want, Want::Glance) {
+            out.retain(|m| m.lease_until.is_some_and(|u| u > end));
+        }
         if let Want::Pop = want {
             out.iter_mut().for_each(|m| m.lease_until = None);
         }
@@ -130,6 +138,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         let (until, lease) = match want {
             Want::Pop => (now + POP_HOLD, false),
             Want::Lease { until } => (until, true),
+            Want::Glance => (now, true),
         };
         let (k, claims, ended_lease) =
             match self.claim(slot, Claim::Live { until, lease }, now).await? {
@@ -179,7 +188,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             claim: k,
         };
         // The lease ran out while we worked: it is someone else's to deliver now.
-        if self.env.now() >= until {
+        if self.env.now() >= until && !matches!(want, Want::Glance) {
             return Ok(None);
         }
         let mut m = message(rec, receives, Some(receipt));

@@ -253,3 +253,19 @@ fn queues_list_in_creation_order_and_purge_and_delete() {
         Err(Error::PartitionsShrink { from: 3, to: 1 })
     ));
 }
+
+#[test]
+fn a_zero_visibility_timeout_delivers_and_leaves_the_message_visible() {
+    let e = engine();
+    create(&e, "q", QueueConfig { visibility_timeout: 0, ..Default::default() });
+    send(&e, "q", "x");
+    let opts = ReceiveOptions { count: 1, visibility_timeout: None, partition: None };
+    let first = block_on(e.receive(&n("ns"), &n("q"), opts)).unwrap();
+    assert_eq!(first.len(), 1);
+    e.env().advance(1);
+    let second = block_on(e.receive(&n("ns"), &n("q"), opts)).unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].receive_count, 2);
+    let acked = block_on(e.ack(&n("ns"), &n("q"), &[second[0].receipt.unwrap()])).unwrap();
+    assert_eq!(acked[0], Ok(()));
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, the deterministic simulation (SIM_SEEDS seeds
+# per mode, default 1000, so 2000 in all), the conformance suite against the native
+# server (memory and redb) and the wasm component in a wasmtime host, and the
+# native server's own tests. Needs only the Rust toolchain: rust-toolchain.toml
+# makes rustup install the pinned compiler and the wasm32-wasip2 target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rustup target list --installed 2>/dev/null | grep -q wasm32-wasip2 || rustup target add wasm32-wasip2
+# The wasm host tests load the release component; build it first so its compile
+# is not charged to a test's run time.
+cargo build --release --target wasm32-wasip2 -p edgeq
+cargo test --workspace "$@"

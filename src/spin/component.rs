@@ -5,7 +5,7 @@ use crate::api::{Api, ApiConfig};
 use crate::engine::Engine;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
+use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
 use spin_sdk::wit::wasi::config::store as config;
 
@@ -15,8 +15,27 @@ const NAMESPACE: (&str, &str) = ("namespace", "default");
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
-    let response = answer(req).await;
+    let head = matches!(req.method(), Method::Head);
+    let mut response = answer(req).await;
+    if !head {
+        frame(&mut response);
+    }
     send(out, response).await;
+}
+
+/// Gives `response` a `content-length`, as a native hyper server does for a
+/// whole body (otherwise the host would send it chunked).
+fn frame(response: &mut http::Response<Bytes>) {
+    let status = response.status();
+    if status.is_informational()
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED
+        || response.headers().contains_key(http::header::CONTENT_LENGTH)
+    {
+        return;
+    }
+    let len = http::HeaderValue::from(response.body().len());
+    response.headers_mut().insert(http::header::CONTENT_LENGTH, len);
 }
 
 /// The response to `req`.
@@ -29,9 +48,7 @@ async fn answer(req: IncomingRequest) -> http::Response<Bytes> {
         Ok(store) => store,
         Err(e) => return error(503, "store_unavailable", &e.to_string()),
     };
-    let config = ApiConfig {
-        namespace: variable(NAMESPACE),
-    };
+    let config = ApiConfig { namespace: variable(NAMESPACE) };
     let api = Api::new(Engine::new(store, SpinEnv), config);
 
     let limit = api.body_limit(&parts);
@@ -55,9 +72,7 @@ async fn answer(req: IncomingRequest) -> http::Response<Bytes> {
 fn parts(req: &IncomingRequest) -> Result<http::request::Parts, String> {
     let method = req.method().to_string();
     let target = req.path_with_query().unwrap_or_else(|| "/".into());
-    let mut builder = http::Request::builder()
-        .method(method.as_str())
-        .uri(target.as_str());
+    let mut builder = http::Request::builder().method(method.as_str()).uri(target.as_str());
     for (name, value) in req.headers().entries() {
         builder = builder.header(name, value);
     }

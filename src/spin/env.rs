@@ -12,9 +12,7 @@ pub struct SpinEnv;
 impl Env for SpinEnv {
     fn now(&self) -> Millis {
         let now = wall_clock::now();
-        now.seconds
-            .saturating_mul(1000)
-            .saturating_add(u64::from(now.nanoseconds / 1_000_000))
+        now.seconds.saturating_mul(1000).saturating_add(u64::from(now.nanoseconds / 1_000_000))
     }
 
     fn random(&self) -> u64 {

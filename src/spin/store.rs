@@ -38,9 +38,7 @@ impl SpinStore {
     /// `key_value_stores`).
     pub fn open_label(label: &str) -> StoreResult<Self> {
         let bucket = store::open(label).map_err(error)?;
-        Ok(Self {
-            bucket: Bucket(bucket),
-        })
+        Ok(Self { bucket: Bucket(bucket) })
     }
 
     fn bucket(&self) -> &store::Bucket {
@@ -59,15 +57,10 @@ impl SpinStore {
         // The draft leaves the order of the pairs, and whether missing keys appear,
         // to the host (Spin returns only the keys it found): map them back to the
         // order of `keys`. A key asked for twice gets its value twice.
-        let mut found: HashMap<String, Vec<u8>> = found
-            .into_iter()
-            .filter_map(|(key, value)| Some((key, value?)))
-            .collect();
-        let last: HashMap<&str, usize> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, key)| (key.as_str(), i))
-            .collect();
+        let mut found: HashMap<String, Vec<u8>> =
+            found.into_iter().filter_map(|(key, value)| Some((key, value?))).collect();
+        let last: HashMap<&str, usize> =
+            keys.iter().enumerate().map(|(i, key)| (key.as_str(), i)).collect();
         let values = keys
             .iter()
             .enumerate()

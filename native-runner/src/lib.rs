@@ -1,6 +1,7 @@
 //! The native edgeq host: the [`serve`] loop behind `edgeq serve`, the host
 //! environment ([`SystemEnv`]) and the stores a native server runs on
-//! ([`NativeStore`]: in memory, or durable in one [`redb_store`] file).
+//! ([`NativeStore`]: in memory, durable in one [`redb_store`] file, or shared in a
+//! Redis through [`redis_store`]).
 //!
 //! Modules, top-down:
 //!
@@ -10,7 +11,9 @@
 //! - `store`: [`StoreSpec`] (the `--store` flag) and [`NativeStore`], one `Store`
 //!   over the backend it names.
 //! - [`redb_store`]: the embedded durable store with group commit.
+//! - [`redis_store`]: the store several servers (and Spin instances) share.
 //! - `env`: [`SystemEnv`], the real clock, entropy and timer.
+//! - [`testing`]: helpers for tests (a private `redis-server` per test).
 //!
 //! Everything queue-related lives in the `edgeq` crate; this crate only converts.
 //! It is a library as well as the `edgeq` binary so that tests (here and in the
@@ -20,10 +23,13 @@
 
 mod env;
 pub mod redb_store;
+pub mod redis_store;
 mod server;
 mod store;
+pub mod testing;
 
 pub use env::SystemEnv;
 pub use redb_store::RedbStore;
+pub use redis_store::RedisStore;
 pub use server::{serve, serve_with, ServeOptions};
 pub use store::{NativeStore, StoreSpec, StoreSpecError, DEFAULT_STORE_PATH};

@@ -35,7 +35,8 @@ struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the startup log line shows it).
     #[arg(long, env = "EDGEQ_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
-    /// Where data lives: `memory`, `redb:PATH` or a file PATH (its directory is created).
+    /// Where data lives: `memory`, `redb:PATH` or a file PATH (its directory is created),
+    /// or `redis://HOST[:PORT][/DB]`, which several servers can share.
     #[arg(long, env = "EDGEQ_STORE", default_value = edgeq_native::DEFAULT_STORE_PATH)]
     store: StoreSpec,
     /// Namespace served by the v1 routes.
@@ -76,6 +77,7 @@ fn main() -> ExitCode {
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let store = NativeStore::open(&args.store)
         .map_err(|e| format!("cannot open store {}: {e}", args.store))?;
+    store.check().await.map_err(|e| format!("cannot reach store {}: {e}", args.store))?;
     let config = ApiConfig { namespace: args.namespace.clone() };
     let api = Arc::new(Api::new(Engine::new(store, SystemEnv), config));
     let listener = tokio::net::TcpListener::bind(&args.listen)

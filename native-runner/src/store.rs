@@ -1,6 +1,7 @@
 //! [`StoreSpec`] (what `--store` names) and [`NativeStore`] (the store it opens).
 
 use crate::redb_store::RedbStore;
+use crate::redis_store::{redact_url, RedisStore};
 use edgeq::store::{MemoryStore, Store, StoreError, StoreResult};
 use std::fmt;
 use std::path::PathBuf;
@@ -12,13 +13,18 @@ pub const DEFAULT_STORE_PATH: &str = "./edgeq-data/edgeq.redb";
 /// Which store to open, as written in `--store`:
 ///
 /// - `memory`: in process memory, lost on exit (tests, demos);
-/// - `redb:PATH` or a bare `PATH`: the durable redb file at `PATH`.
+/// - `redb:PATH` or a bare `PATH`: the durable redb file at `PATH`;
+/// - `redis://[[user]:password@]host[:port][/db]` or `redis+unix:///socket[?db=N]`:
+///   the Redis database at that URL, which several servers (and Spin instances) may
+///   share.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreSpec {
     /// [`MemoryStore`].
     Memory,
     /// [`RedbStore`] in this file.
     Redb(PathBuf),
+    /// [`RedisStore`] on the Redis at this URL.
+    Redis(String),
 }
 
 impl Default for StoreSpec {
@@ -45,10 +51,15 @@ impl FromStr for StoreSpec {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let path = match s {
             "memory" => return Ok(StoreSpec::Memory),
-            _ if s.starts_with("redis://") || s.starts_with("rediss://") => {
+            _ if s.starts_with("rediss://") => {
                 return Err(StoreSpecError(
-                    "the redis store is not available yet: use memory or a redb file".into(),
+                    "TLS (rediss://) is not supported by this build: use redis://".into(),
                 ))
+            }
+            _ if s.starts_with("redis://") || s.starts_with("redis+unix://") => {
+                // Refuse a malformed URL now rather than at the first request.
+                RedisStore::open(s).map_err(|e| StoreSpecError(e.0))?;
+                return Ok(StoreSpec::Redis(s.to_owned()));
             }
             _ => s.strip_prefix("redb:").unwrap_or(s),
         };
@@ -66,6 +77,8 @@ impl fmt::Display for StoreSpec {
         match self {
             StoreSpec::Memory => f.write_str("memory"),
             StoreSpec::Redb(path) => write!(f, "redb:{}", path.display()),
+            // Shown in logs: never the password.
+            StoreSpec::Redis(url) => f.write_str(&redact_url(url)),
         }
     }
 }
@@ -80,10 +93,14 @@ pub enum NativeStore {
     Memory(MemoryStore),
     /// Durable, in one redb file.
     Redb(RedbStore),
+    /// Shared, in a Redis database.
+    Redis(RedisStore),
 }
 
 impl NativeStore {
     /// Opens the store `spec` names, creating a redb file's parent directory.
+    ///
+    /// A Redis store connects on first use; [`NativeStore::check`] connects now.
     pub fn open(spec: &StoreSpec) -> StoreResult<Self> {
         match spec {
             StoreSpec::Memory => Ok(NativeStore::Memory(MemoryStore::new())),
@@ -94,6 +111,16 @@ impl NativeStore {
                 }
                 RedbStore::open(path).map(NativeStore::Redb)
             }
+            StoreSpec::Redis(url) => RedisStore::open(url).map(NativeStore::Redis),
+        }
+    }
+
+    /// Checks that the store can be reached: pings a Redis store (connecting to
+    /// it); the local stores are always there once open.
+    pub async fn check(&self) -> StoreResult<()> {
+        match self {
+            NativeStore::Memory(_) | NativeStore::Redb(_) => Ok(()),
+            NativeStore::Redis(s) => s.ping().await,
         }
     }
 }
@@ -103,6 +130,7 @@ impl Store for NativeStore {
         match self {
             NativeStore::Memory(s) => s.get(key).await,
             NativeStore::Redb(s) => s.get(key).await,
+            NativeStore::Redis(s) => s.get(key).await,
         }
     }
 
@@ -110,6 +138,7 @@ impl Store for NativeStore {
         match self {
             NativeStore::Memory(s) => s.get_many(keys).await,
             NativeStore::Redb(s) => s.get_many(keys).await,
+            NativeStore::Redis(s) => s.get_many(keys).await,
         }
     }
 
@@ -117,6 +146,7 @@ impl Store for NativeStore {
         match self {
             NativeStore::Memory(s) => s.set(key, value).await,
             NativeStore::Redb(s) => s.set(key, value).await,
+            NativeStore::Redis(s) => s.set(key, value).await,
         }
     }
 
@@ -124,6 +154,7 @@ impl Store for NativeStore {
         match self {
             NativeStore::Memory(s) => s.delete(key).await,
             NativeStore::Redb(s) => s.delete(key).await,
+            NativeStore::Redis(s) => s.delete(key).await,
         }
     }
 
@@ -131,6 +162,7 @@ impl Store for NativeStore {
         match self {
             NativeStore::Memory(s) => s.delete_many(keys).await,
             NativeStore::Redb(s) => s.delete_many(keys).await,
+            NativeStore::Redis(s) => s.delete_many(keys).await,
         }
     }
 
@@ -138,6 +170,7 @@ impl Store for NativeStore {
         match self {
             NativeStore::Memory(s) => s.increment(key, delta).await,
             NativeStore::Redb(s) => s.increment(key, delta).await,
+            NativeStore::Redis(s) => s.increment(key, delta).await,
         }
     }
 
@@ -145,6 +178,7 @@ impl Store for NativeStore {
         match self {
             NativeStore::Memory(s) => s.flush().await,
             NativeStore::Redb(s) => s.flush().await,
+            NativeStore::Redis(s) => s.flush().await,
         }
     }
 }
@@ -160,17 +194,31 @@ mod tests {
         assert_eq!("/x/y.redb".parse(), Ok(StoreSpec::Redb("/x/y.redb".into())));
         assert!("".parse::<StoreSpec>().is_err());
         assert!("redb:".parse::<StoreSpec>().is_err());
-        assert!("redis://127.0.0.1".parse::<StoreSpec>().is_err());
+        assert_eq!(
+            "redis://127.0.0.1:6379/3".parse(),
+            Ok(StoreSpec::Redis("redis://127.0.0.1:6379/3".into()))
+        );
+        assert!("redis+unix:///run/redis.sock".parse::<StoreSpec>().is_ok());
+        assert!("rediss://127.0.0.1".parse::<StoreSpec>().is_err());
+        assert!("redis://127.0.0.1:nope".parse::<StoreSpec>().is_err());
+        let spec: StoreSpec = "redis://:pw@127.0.0.1:6379/1".parse().unwrap();
+        assert_eq!(spec.to_string(), "redis://:***@127.0.0.1:6379/1");
+        let spec: StoreSpec = "redis://127.0.0.1:6379/1".parse().unwrap();
+        assert_eq!(spec.to_string().parse(), Ok(spec));
         let spec = StoreSpec::default();
         assert_eq!(spec.to_string().parse(), Ok(spec));
     }
 
     #[tokio::test]
-    async fn opens_both_kinds_and_creates_the_directory() {
+    async fn opens_every_kind_and_creates_the_directory() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested/deeper/e.redb");
-        for spec in [StoreSpec::Memory, StoreSpec::Redb(path.clone())] {
+        let redis = crate::testing::RedisServer::start();
+        for spec in
+            [StoreSpec::Memory, StoreSpec::Redb(path.clone()), StoreSpec::Redis(redis.url())]
+        {
             let s = NativeStore::open(&spec).unwrap();
+            s.check().await.unwrap();
             s.set("v", b"1").await.unwrap();
             assert_eq!(s.get_many(&["v".into()]).await.unwrap(), vec![Some(b"1".to_vec())]);
             assert_eq!(s.increment("c", 3).await.unwrap(), 3);

@@ -221,3 +221,68 @@ fn compatible(name: &str) -> String {
         _ => name.to_owned(),
     }
 }
+
+/// Status of `method path` through `host`.
+async fn status_of(client: &HttpClient, host: &WasmHost, method: &str, path: &str) -> u16 {
+    call(client, host, method, path).await.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_namespace_variable_reaches_the_component() {
+    let kv = std::sync::Arc::new(wasm_host::MemoryKv::default());
+    let with_ns = |ns: &str| wasm_host::HostOptions {
+        variables: vec![("namespace".into(), ns.into())],
+        kv: Some(kv.clone()),
+        ..Default::default()
+    };
+    let a = wasm_host::start_wasm_host_with(with_ns("alpha")).await;
+    let b = wasm_host::start_wasm_host_with(with_ns("beta")).await;
+    let a_again = wasm_host::start_wasm_host_with(with_ns("alpha")).await;
+    let client = client();
+
+    let created = status_of(&client, &a, "PUT", "/v1/queues/orders").await;
+    assert!((200..300).contains(&created), "PUT a queue: {created}");
+    assert_eq!(status_of(&client, &a_again, "GET", "/v1/queues/orders").await, 200);
+    assert_eq!(status_of(&client, &b, "GET", "/v1/queues/orders").await, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_body_over_the_limit_is_refused() {
+    let host = start_wasm_host().await;
+    let path = "/v1/queues/orders";
+    let (parts, ()) = http::Request::put(path).body(()).expect("a valid request").into_parts();
+    let api =
+        Api::new(Engine::new(MemoryStore::new(), TestEnv(AtomicU64::new(1))), ApiConfig::default());
+    let limit = api.body_limit(&parts);
+
+    // No content-length: the component must count what it reads and stop.
+    let mut request = format!(
+        "PUT {path} HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    let chunk = vec![b' '; 8192];
+    let mut sent = 0;
+    while sent <= limit {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(&chunk);
+        request.extend_from_slice(b"\r\n");
+        sent += chunk.len();
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let stream = tokio::net::TcpStream::connect(host.addr).await.expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    // Read while writing: the host answers, and may close, before it has read
+    // everything (so writing may fail, and is not checked).
+    let writing = tokio::spawn(async move {
+        let _ = writer.write_all(&request).await;
+        writer
+    });
+    let mut response = Vec::new();
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(30), reader.read_to_end(&mut response));
+    // A reset after the answer is fine: `response` keeps what was read.
+    let _ = read.await.expect("the host answers");
+    drop(writing.await);
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 413"), "got {text}");
+}

@@ -53,6 +53,7 @@ conformance! {
     hosts: [
         native_memory => crate::support::Target::NativeMemory,
         native_redb => crate::support::Target::NativeRedb,
+        native_redis => crate::support::Target::NativeRedis,
         wasm => crate::support::Target::Wasm,
     ],
     scenarios: [

@@ -7,6 +7,7 @@
 //! host is a new [`Target`] variant and one line in `conformance!`.
 #![allow(dead_code)] // Each scenario module uses its own part of the helpers.
 
+pub mod redis;
 pub mod wasm_host;
 
 use bytes::Bytes;
@@ -29,6 +30,8 @@ pub enum Target {
     NativeMemory,
     /// `edgeq_native::serve` over a redb file in a fresh temporary directory.
     NativeRedb,
+    /// `edgeq_native::serve` over a private `redis-server` (`redis.rs`).
+    NativeRedis,
     /// The wasm component in the wasmtime host of `wasm_host.rs`.
     Wasm,
 }
@@ -78,6 +81,7 @@ pub async fn start(target: Target) -> Running {
             let spec = StoreSpec::Redb(dir.join("edgeq.redb"));
             start_native(spec, Some(dir)).await
         }
+        Target::NativeRedis => redis::start_native_redis().await,
         Target::Wasm => {
             let host = wasm_host::start_wasm_host().await;
             Running { client: Client::new(format!("http://{}", host.addr)), _guard: Box::new(host) }

@@ -6,6 +6,13 @@
 # makes rustup install the pinned compiler and the wasm32-wasip2 target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The Redis store's tests (and the conformance suite's native_redis host) start
+# their own redis-server on a free loopback port: install it when missing.
+if ! command -v redis-server >/dev/null; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
+fi
 rustup target list --installed 2>/dev/null | grep -q wasm32-wasip2 || rustup target add wasm32-wasip2
 # The wasm host tests load the release component; build it first so its compile
 # is not charged to a test's run time.

@@ -67,8 +67,13 @@
 //! operator's choice, in the Redis configuration: with `appendonly yes` and
 //! `appendfsync always` every write is fsynced before its reply; with the common
 //! `appendfsync everysec` up to about a second of writes can be lost; with RDB
-//! snapshots only, everything since the last snapshot. A crash of an edgeq process
-//! loses nothing that was acknowledged.
+//! snapshots only, everything since the last snapshot. Replication is asynchronous:
+//! a replica promoted after a failover lacks the writes it had not received yet,
+//! which is the same as a crash of Redis. A crash of an edgeq process loses nothing
+//! that was acknowledged.
+//!
+//! One Redis (or one primary) only: `MGET`/`DEL` of keys on different Redis Cluster
+//! slots would be refused, and this build has no cluster client.
 
 use edgeq::store::{Store, StoreError, StoreResult, MAX_KEY_LEN, MAX_VALUE_LEN};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};

@@ -118,7 +118,7 @@ struct Log {
     deliveries: BTreeMap<String, Vec<Delivery>>,
     acked: BTreeMap<String, u64>,
     /// Acks whose outcome is unknown (an error or a crash): they may have deleted it.
-    ack_unknown: BTreeSet<String>,
+    ack_unknown: BTreeSet<(String, String)>,
     /// Messages pops may have lost by dying or failing half way.
     pop_loss_allowance: usize,
     stop: bool,
@@ -212,18 +212,19 @@ fn consumer(e: Rc<Sim>, log: Rc<RefCell<Log>>, mode: Mode, seed: u64) -> Actor {
                                 let _ = e.nack(&ns(), &q(), &[receipt], 0).await;
                             }
                             _ => {
-                                log.borrow_mut().ack_unknown.insert(body.clone());
+                                let attempt = (body.clone(), receipt.to_string());
+                                log.borrow_mut().ack_unknown.insert(attempt.clone());
                                 match e.ack(&ns(), &q(), &[receipt]).await.map(|mut r| r.remove(0))
                                 {
                                     Ok(Ok(())) => {
                                         let at = e.env().now_value();
                                         let mut log = log.borrow_mut();
-                                        log.ack_unknown.remove(&body);
+                                        log.ack_unknown.remove(&attempt);
                                         log.acked.entry(body).or_insert(at);
                                     }
                                     // Refused as stale: it certainly did not delete.
                                     Ok(Err(edgeq::engine::Error::StaleReceipt(_))) => {
-                                        log.borrow_mut().ack_unknown.remove(&body);
+                                        log.borrow_mut().ack_unknown.remove(&attempt);
                                     }
                                     Ok(Err(_)) | Err(_) => {}
                                 }
@@ -399,8 +400,9 @@ fn check(mode: Mode, log: &Log, store: &MemoryStore) -> Result<(), String> {
             }
         }
         Mode::Receive => {
-            let unacked =
-                |b: &&String| !log.acked.contains_key(*b) && !log.ack_unknown.contains(*b);
+            let unacked = |b: &&String| {
+                !log.acked.contains_key(*b) && !log.ack_unknown.iter().any(|(a, _)| a == *b)
+            };
             if let Some(b) = log.sent_ok.iter().find(unacked) {
                 if std::env::var("SIM_DUMP").is_ok() {
                     for k in store.keys() {
@@ -422,7 +424,10 @@ fn check(mode: Mode, log: &Log, store: &MemoryStore) -> Result<(), String> {
                 for pair in ds.windows(2) {
                     let end = pair[0].ended.map_or(pair[0].until, |n| n.min(pair[0].until));
                     if pair[1].at < end {
-                        return Err(format!("{body} delivered again inside its lease: {ds:?}"));
+                        return Err(format!(
+                            "{body} ({:?}) delivered again inside its lease: {ds:?}",
+                            log.sent_ids.get(body)
+                        ));
                     }
                 }
                 if let (Some(acked), Some(last)) = (log.acked.get(body), ds.last()) {

@@ -164,7 +164,8 @@ impl<S: Store, E: Env> Engine<S, E> {
             self.store.delete_many(&stale).await?;
         }
         let delta = rec.size as i64 - old.size as i64;
-        self.store.increment(&queue.keys.bytes(), delta).await?;
+        // Bytes sit in the low bits of `held`: adding the difference adjusts them.
+        self.store.increment(&queue.keys.held(), delta).await?;
         Ok(())
     }
 
@@ -178,12 +179,11 @@ impl<S: Store, E: Env> Engine<S, E> {
         let now = self.env.now();
         let k = self.store.increment(&slot.keys.claims(), 1).await? as u64;
         let intent = Claim::Live { until: now + GRACE, lease: false };
-        match self.reclaim(&slot, k, intent, now, Mode::Own).await? {
+        match self.reclaim(&slot, k, Claim::Abandoned, intent, now, Mode::Own).await? {
             Claimed::Won { claims, .. } => match self.read_record_only(&slot).await? {
-                Some(rec) => self.finish(&queue.keys, &slot, &rec, k, claims).await,
+                Some(rec) => self.finish(&queue.keys, &slot, &rec, claims).await,
                 None => Err(Error::MessageNotFound(id.to_string())),
             },
-            Claimed::Gone => Err(Error::MessageNotFound(id.to_string())),
             Claimed::Busy { .. } => Err(Error::Contention(id.to_string())),
         }
     }

@@ -36,8 +36,6 @@ pub(crate) enum Claimed {
     Won { k: u64, claims: u64, ended_lease: bool },
     /// Someone else holds or wants the slot, until about `until`.
     Busy { until: Millis },
-    /// The message was finished by another claim.
-    Gone,
 }
 
 impl<S: Store, E: Env> Engine<S, E> {
@@ -45,20 +43,24 @@ impl<S: Store, E: Env> Engine<S, E> {
     pub(crate) async fn claim(&self, slot: &Slot, intent: Claim, now: Millis) -> Result<Claimed> {
         let k = self.store.increment(&slot.keys.claims(), 1).await? as u64;
         self.store.set(&slot.keys.claim(k), &encode(&intent)).await?;
-        self.check(slot, k, now, Mode::New).await
+        self.check(slot, k, now, Mode::New, Claim::Abandoned).await
     }
 
-    /// Rewrites claim `k` with `intent`, then checks it as `mode` says.
+    /// Rewrites claim `k` (which held `before`) with `intent`, then checks it as
+    /// `mode` says. On losing, `before` is put back, not `Abandoned`: a lease
+    /// whose ack or extend lost to a newer claimant still holds, and that
+    /// claimant must keep seeing it.
     pub(crate) async fn reclaim(
         &self,
         slot: &Slot,
         k: u64,
+        before: Claim,
         intent: Claim,
         now: Millis,
         mode: Mode,
     ) -> Result<Claimed> {
         self.store.set(&slot.keys.claim(k), &encode(&intent)).await?;
-        self.check(slot, k, now, mode).await
+        self.check(slot, k, now, mode, before).await
     }
 
     /// The current record of claim `k`.
@@ -70,7 +72,14 @@ impl<S: Store, E: Env> Engine<S, E> {
         }
     }
 
-    async fn check(&self, slot: &Slot, k: u64, now: Millis, mode: Mode) -> Result<Claimed> {
+    async fn check(
+        &self,
+        slot: &Slot,
+        k: u64,
+        now: Millis,
+        mode: Mode,
+        on_loss: Claim,
+    ) -> Result<Claimed> {
         let claims = self.store.increment(&slot.keys.claims(), 0).await?.max(0) as u64;
         let outcome = if claims > MAX_CLAIMS {
             Claimed::Busy { until: now }
@@ -89,10 +98,6 @@ impl<S: Store, E: Env> Engine<S, E> {
                 match decode::<Claim>(&slot.keys.claim(j), &raw)? {
                     Claim::Abandoned => {}
                     _ if older && mode == Mode::Own => {}
-                    Claim::Done => {
-                        outcome = Claimed::Gone;
-                        break;
-                    }
                     Claim::Live { until, lease } if older && until <= now => {
                         if let Claimed::Won { ended_lease, .. } = &mut outcome {
                             if j > newest_older {
@@ -105,7 +110,7 @@ impl<S: Store, E: Env> Engine<S, E> {
                         let until = until.max(now);
                         outcome = match outcome {
                             Claimed::Busy { until: u } => Claimed::Busy { until: u.max(until) },
-                            _ => Claimed::Busy { until },
+                            Claimed::Won { .. } => Claimed::Busy { until },
                         };
                     }
                 }
@@ -113,7 +118,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             outcome
         };
         if !matches!(outcome, Claimed::Won { .. }) {
-            self.store.set(&slot.keys.claim(k), &encode(&Claim::Abandoned)).await?;
+            self.store.set(&slot.keys.claim(k), &encode(&on_loss)).await?;
         }
         Ok(outcome)
     }

@@ -5,7 +5,7 @@ use super::claim::{Claimed, Mode};
 use super::keys::RingKeys;
 use super::queues::Queue;
 use super::ring::GRACE;
-use super::slot::{committed, decode, Claim, Slot, SlotState, HOLDER};
+use super::slot::{committed, decode, encode, Claim, Slot, SlotState, HOLDER};
 use super::{Engine, Env, Error, Message, Receipt, ReceiveOptions, Result};
 use crate::model::{MessageRecord, Millis, Name, QueueConfig};
 use crate::store::Store;
@@ -106,35 +106,8 @@ impl<S: Store, E: Env> Engine<S, E> {
         now: Millis,
         want: Want,
     ) -> Result<Option<Message>> {
-        // The header decides what to claim; the message itself is read only once
-        // the claim is won, since a claim taken after the slot was finished and
-        // swept wins against nobody and must find nothing to deliver.
-        let Some(head) = self.read_record_only(slot).await? else {
-            // Committed but gone: finished by someone who died before marking it.
-            let claims = self.store.increment(&slot.keys.claims(), 0).await?.max(0) as u64;
-            self.set_state(slot, SlotState::Done { claims }).await?;
-            return Ok(None);
-        };
-        let qk = &queue.keys;
-        if head.expires_at <= now || head.visible_at > now {
-            // Expired: finish it. Not visible yet: defer it until it is.
-            let expired = head.expires_at <= now;
-            let until = if expired { now + GRACE } else { head.visible_at };
-            match self.claim(slot, Claim::Live { until, lease: false }, now).await? {
-                Claimed::Won { k, claims, ended_lease } if expired => {
-                    if let Some(rec) = self.read_record_only(slot).await? {
-                        self.end_lease(queue, ended_lease).await?;
-                        self.finish(qk, slot, &rec, k, claims).await?;
-                    }
-                }
-                Claimed::Won { claims, .. } => {
-                    self.set_state(slot, SlotState::Live { until, claims }).await?;
-                }
-                Claimed::Gone => self.clear_gone(slot, &head).await?,
-                Claimed::Busy { .. } => {}
-            }
-            return Ok(None);
-        }
+        // Claim first, read second: a claim taken after the slot was finished and
+        // swept wins against nobody, and must then find nothing to deliver.
         let (until, lease) = match want {
             Want::Pop => (now + POP_HOLD, false),
             Want::Lease { until } => (until, true),
@@ -148,19 +121,32 @@ impl<S: Store, E: Env> Engine<S, E> {
                     self.set_state(slot, SlotState::Live { until, claims }).await?;
                     return Ok(None);
                 }
-                Claimed::Gone => {
-                    self.clear_gone(slot, &head).await?;
-                    return Ok(None);
-                }
             };
+        let qk = &queue.keys;
         let Some(rec) = self.read_message(slot).await? else {
+            // Committed but gone: finished (and perhaps swept) under us.
+            self.set_state(slot, SlotState::Done { claims }).await?;
             return Ok(None);
         };
+        if rec.expires_at <= now {
+            self.end_lease(queue, ended_lease).await?;
+            self.finish(qk, slot, &rec, claims).await?;
+            return Ok(None);
+        }
+        if rec.visible_at > now {
+            // Not visible yet: turn our claim into a deferral until it is. Whoever
+            // claims it next reads `visible_at` again before delivering.
+            self.end_lease(queue, ended_lease).await?;
+            let deferral = Claim::Live { until: rec.visible_at, lease: false };
+            self.store.set(&slot.keys.claim(k), &encode(&deferral)).await?;
+            self.set_state(slot, SlotState::Live { until: rec.visible_at, claims }).await?;
+            return Ok(None);
+        }
         let receives =
             self.store.increment(&slot.keys.deliveries(), 1).await? as u32 + rec.prior_receives;
         if let Want::Pop = want {
             self.end_lease(queue, ended_lease).await?;
-            self.finish(qk, slot, &rec, k, claims).await?;
+            self.finish(qk, slot, &rec, claims).await?;
             // Our hold ran out while we worked: someone may have taken it over,
             // so drop the message rather than deliver it twice (at-most-once).
             if self.env.now() >= until {
@@ -173,7 +159,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         if let Some(max) = queue.meta.config.max_receives {
             if receives > max {
                 self.end_lease(queue, ended_lease).await?;
-                self.dead_letter(queue, slot, rec, receives - 1, k, claims).await?;
+                self.dead_letter(queue, slot, rec, receives - 1, claims).await?;
                 return Ok(None);
             }
         }
@@ -211,7 +197,6 @@ impl<S: Store, E: Env> Engine<S, E> {
         slot: &Slot,
         rec: MessageRecord,
         receives: u32,
-        k: u64,
         claims: u64,
     ) -> Result<()> {
         if let Some(dlq) = &queue.meta.config.dead_letter_queue {
@@ -229,7 +214,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             }
         }
         self.store.increment(&queue.keys.dead_lettered(), 1).await?;
-        self.finish(&queue.keys, slot, &rec, k, claims).await
+        self.finish(&queue.keys, slot, &rec, claims).await
     }
 
     /// Acknowledges (deletes) leased messages.
@@ -287,18 +272,14 @@ impl<S: Store, E: Env> Engine<S, E> {
         }
         let slot = Slot::new(&queue.keys.ring(r.partition), r.slot);
         let now = self.env.now();
-        match (self.claim_record(&slot, r.claim).await?, how) {
-            (Some(Claim::Live { lease: true, .. }), _) => {}
-            // Acknowledging twice with the same receipt is not an error; finish
-            // the work if the first ack died half way.
-            (Some(Claim::Done), End::Ack) => {
-                if let Some(rec) = self.read_message(&slot).await? {
-                    self.clear_gone(&slot, &rec).await?;
-                }
-                return Ok(());
-            }
+        let before = match (self.claim_record(&slot, r.claim).await?, how) {
+            (Some(lease @ Claim::Live { lease: true, .. }), _) => lease,
+            // Acknowledging a message that is gone is not an error (SQS's
+            // DeleteMessage works the same): acknowledged twice, or finished by
+            // another consumer after this lease ended.
+            (_, End::Ack) if self.read_record_only(&slot).await?.is_none() => return Ok(()),
             _ => return Err(Error::StaleReceipt(r.to_string())),
-        }
+        };
         let intent = match how {
             // Hold the message while finishing; if this host dies now, the hold
             // ends and the message is delivered again (at-least-once).
@@ -306,7 +287,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             End::Change { until, lease } => Claim::Live { until, lease },
         };
         let Claimed::Won { claims, .. } =
-            self.reclaim(&slot, r.claim, intent, now, Mode::Own).await?
+            self.reclaim(&slot, r.claim, before, intent, now, Mode::Own).await?
         else {
             return Err(Error::StaleReceipt(r.to_string()));
         };
@@ -314,7 +295,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             End::Ack => {
                 self.store.increment(&queue.keys.in_flight(), -1).await?;
                 if let Some(rec) = self.read_message(&slot).await? {
-                    self.finish(&queue.keys, &slot, &rec, r.claim, claims).await?;
+                    self.finish(&queue.keys, &slot, &rec, claims).await?;
                 }
             }
             End::Change { until, lease } => {
@@ -405,14 +386,6 @@ impl<S: Store, E: Env> Engine<S, E> {
         }
         self.dead(slot).await?;
         Ok(false)
-    }
-}
-
-impl<S: Store, E: Env> Engine<S, E> {
-    /// Completes the clean-up of a slot whose message a `Done` claim finished.
-    async fn clear_gone(&self, slot: &Slot, rec: &MessageRecord) -> Result<()> {
-        let claims = self.store.increment(&slot.keys.claims(), 0).await?.max(0) as u64;
-        self.clear(slot, rec, claims).await
     }
 }
 

@@ -40,13 +40,10 @@ impl QueueKeys {
         Self { prefix: format!("{ns}/{q}/{inc}") }
     }
 
-    /// Counter: messages held.
-    pub fn messages(&self) -> String {
+    /// Counter: messages and body bytes held, in one value so one increment
+    /// changes both (messages × 2^40 + bytes).
+    pub fn held(&self) -> String {
         format!("{}/n", self.prefix)
-    }
-    /// Counter: body bytes held.
-    pub fn bytes(&self) -> String {
-        format!("{}/b", self.prefix)
     }
     /// Counter: messages under a receive lease.
     pub fn in_flight(&self) -> String {

@@ -17,6 +17,7 @@
 //! racing creators and entries of crashed creators are thus skipped.
 
 use super::keys::{self, QueueKeys};
+use super::slot::split_held;
 use super::{Engine, Env, Error, QueueInfo, QueuePage, QueueStats, Result};
 use crate::model::{Millis, Name, QueueConfig};
 use crate::store::Store;
@@ -119,8 +120,7 @@ impl<S: Store, E: Env> Engine<S, E> {
 
     pub(crate) async fn stats(&self, queue: &Queue) -> Result<QueueStats> {
         let k = &queue.keys;
-        let messages = self.store.increment(&k.messages(), 0).await?.max(0) as u64;
-        let bytes = self.store.increment(&k.bytes(), 0).await?.max(0) as u64;
+        let (messages, bytes) = split_held(self.store.increment(&k.held(), 0).await?);
         let in_flight = self.store.increment(&k.in_flight(), 0).await?.max(0) as u64;
         let dead_lettered = self.store.increment(&k.dead_lettered(), 0).await?.max(0) as u64;
         let oldest_age_ms = if messages == 0 {
@@ -227,7 +227,7 @@ impl<S: Store, E: Env> Engine<S, E> {
     /// messages).
     pub async fn delete_queue(&self, ns: &Name, q: &Name, if_empty: bool) -> Result<()> {
         let queue = self.queue(ns, q).await?;
-        if if_empty && self.store.increment(&queue.keys.messages(), 0).await? > 0 {
+        if if_empty && split_held(self.store.increment(&queue.keys.held(), 0).await?).0 > 0 {
             return Err(Error::QueueNotEmpty(q.to_string()));
         }
         self.store.increment(&keys::incarnation(ns, q), 1).await?;
@@ -238,7 +238,7 @@ impl<S: Store, E: Env> Engine<S, E> {
     /// Drops every message of `q`; returns how many it held.
     pub async fn purge_queue(&self, ns: &Name, q: &Name) -> Result<u64> {
         let queue = self.queue(ns, q).await?;
-        let held = self.store.increment(&queue.keys.messages(), 0).await?.max(0) as u64;
+        let (held, _) = split_held(self.store.increment(&queue.keys.held(), 0).await?);
         self.store.increment(&keys::incarnation(ns, q), 1).await?;
         Ok(held)
     }

@@ -77,11 +77,16 @@ impl<S: Store, E: Env> Engine<S, E> {
                 return Ok(None);
             }
             let next = Slot::new(ring, head as u64 + 1);
-            if self.store.increment(&next.keys.commit(), 0).await? == 0
-                && !self.overdue(&next, now).await?
-            {
-                // Its writer is still at work: do not make it retry.
-                return Ok(None);
+            if self.store.increment(&next.keys.commit(), 0).await? == 0 {
+                if self.store.increment(&ring.head(), 0).await? != head {
+                    // Another consumer took that slot (and may have finished it)
+                    // since we looked: look again.
+                    continue;
+                }
+                if !self.overdue(&next, now).await? {
+                    // Its writer is still at work: do not make it retry.
+                    return Ok(None);
+                }
             }
             let index = self.store.increment(&ring.head(), 1).await? as u64;
             let slot = Slot::new(ring, index);

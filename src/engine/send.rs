@@ -2,7 +2,7 @@
 
 use super::keys::QueueKeys;
 use super::queues::Queue;
-use super::slot::{decode, encode, CHUNK, INLINE_BODY};
+use super::slot::{decode, encode, held, split_held, CHUNK, INLINE_BODY};
 use super::{Engine, Env, Error, NewMessage, Result, Sent};
 use crate::model::{MessageId, MessageRecord, Millis, Name, QueueConfig, MAX_BATCH, MAX_BODY_LEN};
 use crate::store::Store;
@@ -111,11 +111,10 @@ impl<S: Store, E: Env> Engine<S, E> {
     ) -> Result<MessageId> {
         let qk = &queue.keys;
         let config = &queue.meta.config;
-        let size = rec.size as i64;
-        let n = self.store.increment(&qk.messages(), 1).await?;
-        let b = self.store.increment(&qk.bytes(), size).await?;
-        let full = config.max_messages.is_some_and(|max| n as u64 > max)
-            || config.max_bytes.is_some_and(|max| b as u64 > max);
+        let delta = held(rec.size);
+        let (n, b) = split_held(self.store.increment(&qk.held(), delta).await?);
+        let full = config.max_messages.is_some_and(|max| n > max)
+            || config.max_bytes.is_some_and(|max| b > max);
         let partitions = u64::from(config.partitions);
         let p = partition.unwrap_or_else(|| (self.env.random() % partitions) as u16);
         let body = if rec.body.len() > INLINE_BODY {
@@ -129,8 +128,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             false => self.push(&qk.ring(p), &mut rec, &body).await,
         };
         if pushed.is_err() {
-            self.store.increment(&qk.messages(), -1).await?;
-            self.store.increment(&qk.bytes(), -size).await?;
+            self.store.increment(&qk.held(), -delta).await?;
         }
         pushed
     }

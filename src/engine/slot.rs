@@ -33,8 +33,6 @@ pub(crate) enum Claim {
     /// The claimant holds (or wants) the slot until `until`; `lease` marks a
     /// receive lease (counted in flight) as opposed to a deferral (delay, nack).
     Live { until: Millis, lease: bool },
-    /// The claimant finished the message: acknowledged, popped, expired or moved.
-    Done,
     /// The claimant gave up.
     Abandoned,
 }
@@ -109,35 +107,31 @@ impl<S: Store, E: Env> Engine<S, E> {
         Ok(Some(rec))
     }
 
-    /// Finishes the message in `slot` as the winner of claim `k`: records `Done`
-    /// (final: only a winner writes it), removes the record and body and gives the
-    /// counts back.
+    /// Finishes the message in `slot` as the winner of its latest claim: removes
+    /// the record and body and gives the counts back. A finished slot is told by
+    /// its missing record; a claimant that wins it later finds nothing to deliver.
     pub(crate) async fn finish(
         &self,
         qk: &QueueKeys,
         slot: &Slot,
         rec: &MessageRecord,
-        k: u64,
         claims: u64,
     ) -> Result<()> {
-        self.store.set(&slot.keys.claim(k), &encode(&Claim::Done)).await?;
-        self.clear(slot, rec, claims).await?;
-        self.store.increment(&qk.messages(), -1).await?;
-        self.store.increment(&qk.bytes(), -(rec.size as i64)).await?;
-        Ok(())
-    }
-
-    /// Removes the record and body of a slot whose message is finished (a `Done`
-    /// claim exists), marks it done and sweeps it when it sits at the low-water
-    /// mark. Idempotent: a host that finds a `Done` its writer did not clear up
-    /// (it died) completes the work; the counts are the winner's to give back.
-    pub(crate) async fn clear(&self, slot: &Slot, rec: &MessageRecord, claims: u64) -> Result<()> {
         let mut dead: Vec<String> = (0..rec.chunks).map(|j| slot.keys.chunk(j)).collect();
         dead.push(slot.keys.record());
-        self.store.delete_many(&dead).await?;
-        let state = SlotState::Done { claims };
-        self.set_state(slot, state).await?;
-        self.advance_low(slot, state).await
+        if self.low(&slot.ring).await? == slot.index {
+            // At the low-water mark: the slot's bookkeeping goes too, and the mark
+            // moves past it (a host dying in between leaves the mark for a scan).
+            dead.extend(bookkeeping(&slot.keys, SlotState::Done { claims }));
+            self.store.delete_many(&dead).await?;
+            self.store.set(&slot.ring.low(), &encode(&(slot.index + 1))).await?;
+        } else {
+            self.store.delete_many(&dead).await?;
+            self.set_state(slot, SlotState::Done { claims }).await?;
+        }
+        // Messages and bytes share one counter (see `QueueKeys::held`).
+        self.store.increment(&qk.held(), -held(rec.size)).await?;
+        Ok(())
     }
 
     pub(crate) async fn set_state(&self, slot: &Slot, state: SlotState) -> Result<()> {
@@ -170,15 +164,33 @@ impl<S: Store, E: Env> Engine<S, E> {
             return Ok(());
         };
         self.store.set(&ring.low(), &encode(&(last + 1))).await?;
-        let mut dead = Vec::new();
-        for &(i, state) in done {
-            let k = ring.slot(i);
-            dead.push(k.state());
-            if let SlotState::Done { claims } = state {
-                dead.extend([k.commit(), k.claims(), k.deliveries()]);
-                dead.extend((1..=claims).map(|c| k.claim(c)));
-            }
-        }
+        let dead: Vec<String> =
+            done.iter().flat_map(|&(i, state)| bookkeeping(&ring.slot(i), state)).collect();
         Ok(self.store.delete_many(&dead).await?)
     }
 }
+
+/// The keys of a finished slot besides its record: all of them for a `Done`
+/// slot; only the state of a `Dead` one, whose commit counter must outlive it.
+fn bookkeeping(k: &SlotKeys, state: SlotState) -> Vec<String> {
+    let mut keys = vec![k.state()];
+    if let SlotState::Done { claims } = state {
+        keys.extend([k.commit(), k.claims(), k.deliveries()]);
+        keys.extend((1..=claims).map(|c| k.claim(c)));
+    }
+    keys
+}
+
+/// The change to a queue's `held` counter for one message of `size` bytes.
+pub(crate) fn held(size: u64) -> i64 {
+    (1 << HELD_SHIFT) + size as i64
+}
+
+/// Splits a `held` counter into (messages, bytes).
+pub(crate) fn split_held(v: i64) -> (u64, u64) {
+    let v = v.max(0);
+    ((v >> HELD_SHIFT) as u64, (v & ((1 << HELD_SHIFT) - 1)) as u64)
+}
+
+/// Bytes take the low 40 bits of `held` (1 TiB per queue), messages the rest.
+pub(crate) const HELD_SHIFT: u32 = 40;

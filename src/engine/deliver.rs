@@ -13,6 +13,8 @@ use bytes::Bytes;
 
 /// Most messages one pop or receive returns.
 pub const MAX_TAKE: usize = 100;
+/// One consume call in this many scans behind the head before taking new slots.
+const SCAN_EVERY: u64 = 8;
 /// Slots one scan behind the head reads.
 const SCAN_BATCH: u64 = 32;
 /// How long a pop holds its claim before the message is gone; a host that dies
@@ -66,12 +68,13 @@ impl<S: Store, E: Env> Engine<S, E> {
         let now = self.env.now();
         let first = partition.unwrap_or_else(|| (self.env.random() % u64::from(partitions)) as u16);
         let lanes = if partition.is_some() { 1 } else { partitions };
+        // Redeliveries come first one call in SCAN_EVERY, so they are not starved
+        // under load; otherwise the scan runs only when the head has no more.
+        let scan_first = self.env.random() % SCAN_EVERY == 0;
         for n in 0..lanes {
             let ring = queue.keys.ring((first + n) % partitions);
-            for slot in self.scan(&ring, now, count - out.len()).await? {
-                if let Some(m) = self.deliver(queue, &slot, now, want).await? {
-                    out.push(m);
-                }
+            if scan_first {
+                self.deliver_due(queue, &ring, now, want, count, &mut out).await?;
             }
             while out.len() < count {
                 let Some(slot) = self.take(&ring, now).await? else {
@@ -80,6 +83,9 @@ impl<S: Store, E: Env> Engine<S, E> {
                 if let Some(m) = self.deliver(queue, &slot, now, want).await? {
                     out.push(m);
                 }
+            }
+            if !scan_first && out.len() < count {
+                self.deliver_due(queue, &ring, now, want, count, &mut out).await?;
             }
             if out.len() == count {
                 break;
@@ -95,6 +101,24 @@ impl<S: Store, E: Env> Engine<S, E> {
             out.iter_mut().for_each(|m| m.lease_until = None);
         }
         Ok(out)
+    }
+
+    /// Delivers what a scan behind the head finds due, up to `count` in all.
+    async fn deliver_due(
+        &self,
+        queue: &Queue,
+        ring: &RingKeys,
+        now: Millis,
+        want: Want,
+        count: usize,
+        out: &mut Vec<Message>,
+    ) -> Result<()> {
+        for slot in self.scan(ring, now, count - out.len()).await? {
+            if let Some(m) = self.deliver(queue, &slot, now, want).await? {
+                out.push(m);
+            }
+        }
+        Ok(())
     }
 
     /// Tries to deliver the message in `slot`; defers it when it is not visible yet
@@ -318,11 +342,17 @@ impl<S: Store, E: Env> Engine<S, E> {
             return Ok(Vec::new());
         }
         let width = head - low + 1;
+        // Every other turn starts at the mark (sweeping finished runs there); the
+        // others rotate through the rest, so a long lease at the mark does not
+        // hide what lies behind it.
         let start = if width <= SCAN_BATCH {
             low
         } else {
-            let turn = self.store.increment(&ring.scan(), SCAN_BATCH as i64).await? as u64;
-            low + turn.wrapping_sub(SCAN_BATCH) % width
+            let turn = self.store.increment(&ring.scan(), 1).await? as u64;
+            match turn % 2 {
+                0 => low,
+                _ => low + (turn / 2).wrapping_mul(SCAN_BATCH) % width,
+            }
         };
         let end = head.min(start + SCAN_BATCH - 1);
         let keys: Vec<String> = (start..=end).map(|i| ring.slot(i).state()).collect();

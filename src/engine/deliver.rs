@@ -70,7 +70,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         let lanes = if partition.is_some() { 1 } else { partitions };
         // Redeliveries come first one call in SCAN_EVERY, so they are not starved
         // under load; otherwise the scan runs only when the head has no more.
-        let scan_first = self.env.random() % SCAN_EVERY == 0;
+        let scan_first = self.env.random().is_multiple_of(SCAN_EVERY);
         for n in 0..lanes {
             let ring = queue.keys.ring((first + n) % partitions);
             if scan_first {

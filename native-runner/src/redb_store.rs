@@ -7,7 +7,7 @@
 //! commits flip between two checksummed commit slots, so after a crash (a `kill -9`
 //! or a power cut) the file always opens at its last durable commit, never at a torn
 //! one. It also offers cheap *non-durable* commits (visible to readers, not yet
-//! fsynced), which is what makes group commit below possible.
+//! fsynced), which the background rounds below use.
 //!
 //! # Layout
 //!
@@ -22,82 +22,105 @@
 //! missing counter with `increment(key, 0)` does not create it here.
 //! Keys are checked against [`MAX_KEY_LEN`] and values against [`MAX_VALUE_LEN`].
 //!
-//! # Group commit
+//! # Write-back: an in-memory overlay in front of redb
 //!
 //! An fsync costs far more than the work of a request (milliseconds against
-//! microseconds), and redb allows one write transaction at a time. Committing every
-//! store call durably would cap the server at a few hundred writes per second, all of
-//! them queued behind each other. So writes are *group committed*:
+//! microseconds), and redb allows one write transaction at a time, each of which
+//! writes its dirty pages. A pop makes ~10-13 *dependent* write calls; if each of
+//! them waited for a redb commit, a request would wait for a dozen writer rounds in
+//! a row. So write calls do not wait for redb at all:
 //!
-//! - One dedicated writer thread owns every write transaction. Each write call
-//!   (`set`, `delete`, `delete_many`, `increment` with `delta != 0`) is sent to it
-//!   over a bounded channel with a oneshot for the reply; a full channel makes
-//!   callers wait (back-pressure).
-//! - The thread takes whatever is queued (up to a cap), applies all of it in order
-//!   in **one** write transaction, commits it with [`Durability::None`] (visible to
-//!   readers at once, no fsync) and only then replies; increments get their new
-//!   values. So a write call returns only once its effect is committed, and the
-//!   per-call cost of a transaction is shared by everything that arrived meanwhile.
-//! - `flush()` sends a barrier. When a round holds barriers, its transaction (even an
-//!   empty one) is committed with [`Durability::Immediate`], which fsyncs and so
-//!   persists every earlier non-durable commit too; then the barriers are answered.
-//!   A flush does not even reach the thread when nothing was committed since the
-//!   last durable commit (two sequence numbers, `committed` and `durable`, tell), so
-//!   a flush after a request that wrote nothing, or a second flush, costs nothing. Durability is therefore always a *prefix* of the commit order:
-//!   a crash loses at most the newest non-durable commits, never a hole.
-//! - Every [`FORCE_DURABLE_EVERY`] non-durable commits one is made durable even
-//!   without a barrier, which bounds what redb keeps pending in memory.
-//! - A per-call failure (a counter/value mix-up, an overflow, a bad key) is checked
-//!   before anything is written and fails only that call. A storage error aborts
-//!   the round's transaction and fails every call in it: none of them took effect.
-//! - Dropping the store closes the channel; the thread commits what is pending
-//!   durably and exits, and the drop waits for it.
+//! - **Writes go to an overlay.** `set`, `delete`, `delete_many` and `increment` are
+//!   applied under one [`std::sync::Mutex`] to an in-memory map, key → `Value(bytes)`
+//!   | `Counter(n)` | `Deleted`, and return at once. The lock is never held across an
+//!   `.await`, and never across redb I/O: when a write has to know what redb holds
+//!   (is this key a counter? what is its committed value?) it reads redb *outside*
+//!   the lock and re-checks under it, retrying if a batch left the overlay meanwhile
+//!   (a generation number tells). So `increment` is atomic: the value it adds to is
+//!   the overlay's, or redb's committed value when no write to the key is pending,
+//!   and the new value goes back into the overlay under the same lock.
+//! - **Reads look at the overlay first**, then redb (an MVCC read transaction, from
+//!   its page cache, never waiting for the persister). A read that finds nothing in
+//!   the overlay knows every write to that key already reached redb.
+//! - **One persister thread** moves the overlay to redb in rounds. A round swaps the
+//!   whole overlay out (new writes start a fresh one), keeps the swapped-out batch
+//!   readable as a "being persisted" layer under the fresh overlay, writes the
+//!   batch in **one** redb transaction and drops the layer only after the commit,
+//!   so reads never see a gap. A key written again meanwhile lives in the fresh
+//!   overlay, which shadows the batch: the newer write wins there and is persisted
+//!   by the next round.
+//! - **`flush()` is the durability barrier.** Each write gets a sequence number; a
+//!   flush takes the newest one (covering every write that returned before it) and
+//!   waits until a round at least that new has been committed with
+//!   [`Durability::Immediate`]. Rounds are *group commits*: every flush waiting when
+//!   a round starts shares its one fsync, and the writes of requests arriving during
+//!   that fsync are batched into the next. A flush with nothing new to persist
+//!   returns at once.
+//! - **Without flushes**, a round starts [`BACKGROUND_DELAY`] after the first pending
+//!   write, or at once when the overlay is half full, and commits with
+//!   [`Durability::None`] (every [`FORCE_DURABLE_EVERY`]th such commit is durable,
+//!   which bounds what redb keeps pending in memory).
+//! - **Memory is bounded.** When the overlay holds [`MAX_OVERLAY_ENTRIES`] entries
+//!   or [`MAX_OVERLAY_BYTES`] bytes, writes wait for the persister to swap it out
+//!   (back-pressure); with the batch being persisted that is at most twice the limit.
+//! - **Errors.** Per-call errors (a counter/value mix-up, an overflow, a bad key)
+//!   are found when the call is applied to the overlay and fail only that call. A
+//!   failed redb commit writes nothing: its batch goes back under the overlay (newer
+//!   writes still win), the waiting flushes fail (the server answers 503) and the
+//!   next round retries.
+//! - Dropping the store persists the overlay in a last durable commit and waits for
+//!   it.
 //!
-//! Reads (`get`, `get_many`, `increment(key, 0)`) do not go through the thread: they
-//! open a read transaction directly in the caller. redb reads are MVCC snapshots of
-//! the latest commit (durable or not) and come from its page cache, so they take
-//! microseconds and never wait for the writer. Because a write call replies only
-//! after its commit, every read sees every write whose call already returned.
-//!
-//! # Why a 2xx survives `kill -9`
+//! # Why a 2xx still survives `kill -9`
 //!
 //! The HTTP host calls [`Store::flush`] after every request that may have written,
 //! and answers only after it returns (a failed flush answers 503). `flush` returns
-//! after a durable commit that came after every write of that request, so by the
-//! time a client sees a 2xx its writes are on disk. A crash after that loses only
-//! writes of requests that were not answered yet, which the engine's protocol must
-//! tolerate anyway (a host may die between any two store calls). Concurrent requests
-//! share one fsync instead of paying one each.
+//! after a durable commit containing every write of that request, so by the time a
+//! client sees a 2xx its writes are on disk, exactly as when every write call was
+//! committed on its own. What a crash loses is only what sat in the overlay or in
+//! non-durable commits: writes of requests that were never answered, which the
+//! engine's protocol must tolerate anyway (a host may die between any two store
+//! calls).
+//!
+//! Durability also stays a *prefix* of the write order: a round always takes the
+//! **whole** overlay, i.e. the latest state of every key written up to one instant,
+//! on top of everything earlier rounds committed, so each commit is the store as
+//! it stood at one point of the write sequence. Commits land in order and a durable
+//! commit persists the non-durable ones before it, so after a crash the file holds
+//! the writes up to some point: never a later write without an earlier one.
 
 use edgeq::store::{Store, StoreError, StoreResult, MAX_KEY_LEN, MAX_VALUE_LEN};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, TableDefinition};
+use std::collections::HashMap;
 use std::fmt::Display;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, Notify};
 
 const VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("values");
 const COUNTERS: TableDefinition<&str, i64> = TableDefinition::new("counters");
 
-/// How many write calls may wait for the writer thread before callers wait too.
-const QUEUE_DEPTH: usize = 4096;
-/// Most write calls applied in one transaction.
-const MAX_BATCH_OPS: usize = 1024;
-/// Most value bytes applied in one transaction (a round stops taking calls past it).
-const MAX_BATCH_BYTES: usize = 32 << 20;
+/// Most entries the overlay holds before writes wait for the persister.
+pub const MAX_OVERLAY_ENTRIES: usize = 100_000;
+/// Most bytes (keys, values and [`ENTRY_COST`] each) the overlay holds before writes
+/// wait for the persister.
+pub const MAX_OVERLAY_BYTES: usize = 64 << 20;
+/// Bookkeeping bytes counted per overlay entry, besides its key and value.
+const ENTRY_COST: usize = 64;
+/// How long writes nobody flushes may stay in the overlay before a background round.
+pub const BACKGROUND_DELAY: Duration = Duration::from_millis(10);
 /// After this many non-durable commits in a row, the next commit is durable.
 pub const FORCE_DURABLE_EVERY: u32 = 1024;
+/// How long the persister waits after a failed commit before retrying.
+const RETRY_DELAY: Duration = Duration::from_millis(50);
 
-/// A [`Store`] in one redb file, with group commit. See the module docs.
+/// A [`Store`] in one redb file, with a write-back overlay. See the module docs.
 pub struct RedbStore {
-    db: Arc<Database>,
-    seqs: Arc<Seqs>,
+    shared: Arc<Shared>,
     path: PathBuf,
-    /// `None` only while dropping.
-    ops: Option<mpsc::Sender<Op>>,
-    writer: Option<std::thread::JoinHandle<()>>,
+    persister: Option<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -106,12 +129,158 @@ impl std::fmt::Debug for RedbStore {
     }
 }
 
+/// What the store's callers and the persister thread share.
+struct Shared {
+    db: Database,
+    state: Mutex<State>,
+    /// Wakes the persister (it waits on `state`).
+    wake: Condvar,
+    /// Wakes writers waiting for room in the overlay.
+    room: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock; should it, the state is still whole.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The latest write to a key, not yet in redb.
+#[derive(Debug, Clone)]
+enum Entry {
+    Value(Arc<[u8]>),
+    Counter(i64),
+    Deleted,
+}
+
+impl Entry {
+    fn cost(&self, key: &str) -> usize {
+        ENTRY_COST + key.len() + if let Entry::Value(v) = self { v.len() } else { 0 }
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            Entry::Value(_) => Kind::Value,
+            Entry::Counter(n) => Kind::Counter(*n),
+            Entry::Deleted => Kind::Missing,
+        }
+    }
+}
+
+/// What a key holds, as far as a write needs to know.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Value,
+    Counter(i64),
+    Missing,
+}
+
+type Layer = HashMap<String, Entry>;
+
+/// Test hooks that stop the persister at a given point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    No,
+    /// Start no round.
+    Rounds,
+    /// Swap the overlay out, then wait before committing it.
+    Commit,
+}
+
+/// Everything behind the lock.
+struct State {
+    /// Writes since the last swap: the newest layer.
+    active: Layer,
+    /// What `active` costs, by [`Entry::cost`].
+    active_bytes: usize,
+    /// The batch being committed, readable under `active` until its commit lands.
+    persisting: Option<Arc<Layer>>,
+    /// Bumped whenever entries leave the overlay (a batch's commit landed).
+    generation: u64,
+    /// Sequence number of the newest write applied to the overlay.
+    written: u64,
+    /// Newest write in a committed transaction (durable or not).
+    committed: u64,
+    /// Newest write in a durable commit.
+    durable: u64,
+    /// Transactions committed so far.
+    commits: u64,
+    /// Flushes waiting for `durable` to reach their sequence number.
+    flushes: Vec<(u64, oneshot::Sender<StoreResult<()>>)>,
+    /// The persister is waiting for work and must be woken.
+    idle: bool,
+    /// The store is being dropped.
+    closing: bool,
+    /// The persister thread is gone: writes and flushes fail.
+    dead: bool,
+    max_entries: usize,
+    max_bytes: usize,
+    hold: Hold,
+}
+
+impl State {
+    fn lookup(&self, key: &str) -> Option<&Entry> {
+        self.active.get(key).or_else(|| self.persisting.as_ref()?.get(key))
+    }
+
+    fn full(&self) -> bool {
+        self.active.len() >= self.max_entries || self.active_bytes >= self.max_bytes
+    }
+
+    fn half_full(&self) -> bool {
+        self.active.len() >= self.max_entries / 2 || self.active_bytes >= self.max_bytes / 2
+    }
+
+    /// Records a write in the newest layer and wakes the persister if it has to act.
+    fn put(&mut self, key: &str, entry: Entry, wake: &Condvar) {
+        let cost = entry.cost(key);
+        let was_empty = self.active.is_empty();
+        match self.active.get_mut(key) {
+            Some(old) => {
+                self.active_bytes -= old.cost(key);
+                *old = entry;
+            }
+            None => {
+                self.active.insert(key.to_owned(), entry);
+            }
+        }
+        self.active_bytes += cost;
+        self.written += 1;
+        if was_empty || self.half_full() {
+            self.wake_persister(wake);
+        }
+    }
+
+    fn wake_persister(&mut self, wake: &Condvar) {
+        if self.idle {
+            self.idle = false;
+            wake.notify_one();
+        }
+    }
+}
+
+/// The outcome of one try at a write.
+enum Attempt<T> {
+    Done(StoreResult<T>),
+    /// The overlay is full: wait for room and try again.
+    Full,
+}
+
 impl RedbStore {
     /// Opens the database at `path`, creating the file (not its directory) if needed,
-    /// and starts the writer thread.
+    /// and starts the persister thread.
     ///
     /// Fails if the file is not a redb database or another process has it open.
     pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
+        Self::open_with_limits(path, MAX_OVERLAY_ENTRIES, MAX_OVERLAY_BYTES)
+    }
+
+    fn open_with_limits(
+        path: impl AsRef<Path>,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> StoreResult<Self> {
         let path = path.as_ref().to_path_buf();
         let db =
             Database::create(&path).map_err(|e| fail(format!("open {}", path.display()), e))?;
@@ -121,30 +290,40 @@ impl RedbStore {
         txn.open_table(COUNTERS).map_err(|e| fail("open counters", e))?;
         txn.commit().map_err(|e| fail("commit", e))?;
 
-        let db = Arc::new(db);
-        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let seqs = Arc::new(Seqs::default());
-        let writer = Writer::new(db.clone(), seqs.clone());
-        let writer = std::thread::Builder::new()
-            .name("edgeq-redb-writer".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|e| fail("spawn writer thread", e))?;
-        Ok(Self { db, seqs, path, ops: Some(tx), writer: Some(writer) })
+        let state = State {
+            active: Layer::new(),
+            active_bytes: 0,
+            persisting: None,
+            generation: 0,
+            written: 0,
+            committed: 0,
+            durable: 0,
+            commits: 0,
+            flushes: Vec::new(),
+            idle: false,
+            closing: false,
+            dead: false,
+            max_entries: max_entries.max(1),
+            max_bytes: max_bytes.max(1),
+            hold: Hold::No,
+        };
+        let shared = Arc::new(Shared {
+            db,
+            state: Mutex::new(state),
+            wake: Condvar::new(),
+            room: Notify::new(),
+        });
+        let persister = Persister { shared: shared.clone(), nondurable: 0 };
+        let persister = std::thread::Builder::new()
+            .name("edgeq-redb-persister".into())
+            .spawn(move || persister.run())
+            .map_err(|e| fail("spawn persister thread", e))?;
+        Ok(Self { shared, path, persister: Some(persister) })
     }
 
     /// The file this store lives in.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    async fn call<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> Op,
-    ) -> StoreResult<T> {
-        let (reply, answer) = oneshot::channel();
-        let ops = self.ops.as_ref().ok_or_else(writer_gone)?;
-        ops.send(make(reply)).await.map_err(|_| writer_gone())?;
-        answer.await.map_err(|_| writer_gone())?
     }
 
     fn read<T>(
@@ -154,45 +333,179 @@ impl RedbStore {
             &redb::ReadOnlyTable<&'static str, i64>,
         ) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        let txn = self.db.begin_read().map_err(|e| fail("begin read", e))?;
+        let txn = self.shared.db.begin_read().map_err(|e| fail("begin read", e))?;
         let values = txn.open_table(VALUES).map_err(|e| fail("open values", e))?;
         let counters = txn.open_table(COUNTERS).map_err(|e| fail("open counters", e))?;
         f(&values, &counters)
     }
 
-    fn get_now(&self, keys: &[&str]) -> StoreResult<Vec<Option<Vec<u8>>>> {
-        self.read(|values, counters| {
-            keys.iter()
-                .map(|&key| match values.get(key).map_err(|e| fail("get", e))? {
-                    Some(v) => Ok(Some(v.value().to_vec())),
-                    None if counters.get(key).map_err(|e| fail("get", e))?.is_some() => {
-                        Err(misuse("get", key))
-                    }
-                    None => Ok(None),
-                })
-                .collect()
+    /// What redb's latest commit holds under `key`.
+    fn committed_kind(&self, key: &str) -> StoreResult<Kind> {
+        self.read(|values, counters| match counters.get(key).map_err(|e| fail("get", e))? {
+            Some(n) => Ok(Kind::Counter(n.value())),
+            None if values.get(key).map_err(|e| fail("get", e))?.is_some() => Ok(Kind::Value),
+            None => Ok(Kind::Missing),
         })
     }
 
-    fn counter_now(&self, key: &str) -> StoreResult<i64> {
-        self.read(|values, counters| match counters.get(key).map_err(|e| fail("get", e))? {
-            Some(n) => Ok(n.value()),
-            None if values.get(key).map_err(|e| fail("get", e))?.is_some() => {
-                Err(misuse("increment", key))
+    fn get_now(&self, keys: &[&str]) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        // The overlay first; `Err(())` marks a key that is not in it.
+        let mut found: Vec<Result<Option<Arc<[u8]>>, ()>> = Vec::with_capacity(keys.len());
+        {
+            let st = self.shared.lock();
+            for &key in keys {
+                found.push(match st.lookup(key) {
+                    Some(Entry::Value(v)) => Ok(Some(v.clone())),
+                    Some(Entry::Counter(_)) => return Err(misuse("get", key)),
+                    Some(Entry::Deleted) => Ok(None),
+                    None => Err(()),
+                });
             }
-            None => Ok(0),
-        })
+        }
+        // A key the overlay does not hold has every write in redb's latest commit.
+        let mut out: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+        let mut missing = Vec::new();
+        for (i, f) in found.into_iter().enumerate() {
+            match f {
+                Ok(v) => out[i] = v.map(|v| v.to_vec()),
+                Err(()) => missing.push(i),
+            }
+        }
+        if !missing.is_empty() {
+            self.read(|values, counters| {
+                for i in missing {
+                    let key = keys[i];
+                    out[i] = match values.get(key).map_err(|e| fail("get", e))? {
+                        Some(v) => Some(v.value().to_vec()),
+                        None if counters.get(key).map_err(|e| fail("get", e))?.is_some() => {
+                            return Err(misuse("get", key))
+                        }
+                        None => None,
+                    };
+                }
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    }
+
+    fn counter_now(&self, key: &str) -> StoreResult<i64> {
+        let pending = self.shared.lock().lookup(key).map(Entry::kind);
+        let kind = match pending {
+            Some(kind) => kind,
+            None => self.committed_kind(key)?,
+        };
+        match kind {
+            Kind::Counter(n) => Ok(n),
+            Kind::Missing => Ok(0),
+            Kind::Value => Err(misuse("increment", key)),
+        }
+    }
+
+    /// One try at a write to `key`: `decide` gets what the key holds and returns the
+    /// entry to record (if any) and the call's result.
+    fn try_write<T>(
+        &self,
+        key: &str,
+        decide: &mut impl FnMut(Kind) -> StoreResult<(Option<Entry>, T)>,
+    ) -> Attempt<T> {
+        let mut st = self.shared.lock();
+        loop {
+            if st.dead {
+                return Attempt::Done(Err(persister_gone()));
+            }
+            let kind = match st.lookup(key) {
+                Some(entry) => entry.kind(),
+                None => {
+                    // Read redb without the lock, then check nothing left the
+                    // overlay meanwhile: if not, redb still holds the key's latest
+                    // state (a write to it would be in the overlay).
+                    let generation = st.generation;
+                    drop(st);
+                    let kind = match self.committed_kind(key) {
+                        Ok(kind) => kind,
+                        Err(e) => return Attempt::Done(Err(e)),
+                    };
+                    st = self.shared.lock();
+                    match st.lookup(key) {
+                        Some(entry) => entry.kind(),
+                        None if st.generation == generation => kind,
+                        None => continue,
+                    }
+                }
+            };
+            return match decide(kind) {
+                Err(e) => Attempt::Done(Err(e)),
+                Ok((None, out)) => Attempt::Done(Ok(out)),
+                Ok((Some(_), _)) if st.full() => {
+                    st.wake_persister(&self.shared.wake);
+                    Attempt::Full
+                }
+                Ok((Some(entry), out)) => {
+                    st.put(key, entry, &self.shared.wake);
+                    Attempt::Done(Ok(out))
+                }
+            };
+        }
+    }
+
+    async fn write<T>(
+        &self,
+        key: &str,
+        mut decide: impl FnMut(Kind) -> StoreResult<(Option<Entry>, T)>,
+    ) -> StoreResult<T> {
+        loop {
+            match self.try_write(key, &mut decide) {
+                Attempt::Done(result) => return result,
+                Attempt::Full => self.room().await,
+            }
+        }
+    }
+
+    /// Waits until the overlay has room (the persister swapped it out).
+    async fn room(&self) {
+        let notified = self.shared.room.notified();
+        let mut notified = std::pin::pin!(notified);
+        // Registered before the check, so a swap right after it still wakes us.
+        notified.as_mut().enable();
+        let full = {
+            let mut st = self.shared.lock();
+            st.wake_persister(&self.shared.wake);
+            st.full() && !st.dead
+        };
+        if full {
+            notified.await;
+        }
+    }
+
+    fn try_delete(&self, keys: &[String]) -> Attempt<()> {
+        let mut st = self.shared.lock();
+        if st.dead {
+            return Attempt::Done(Err(persister_gone()));
+        }
+        if st.full() {
+            st.wake_persister(&self.shared.wake);
+            return Attempt::Full;
+        }
+        for key in keys {
+            st.put(key, Entry::Deleted, &self.shared.wake);
+        }
+        Attempt::Done(Ok(()))
     }
 }
 
 impl Drop for RedbStore {
     fn drop(&mut self) {
-        // Closing the channel stops the writer after it has committed (durably)
-        // everything already sent.
-        self.ops = None;
-        if let Some(writer) = self.writer.take() {
-            // A panicked writer has nothing left to clean up.
-            let _ = writer.join();
+        // The persister commits the overlay durably and exits.
+        {
+            let mut st = self.shared.lock();
+            st.closing = true;
+            st.hold = Hold::No;
+        }
+        self.shared.wake.notify_all();
+        if let Some(persister) = self.persister.take() {
+            // A panicked persister has nothing left to clean up.
+            let _ = persister.join();
         }
     }
 }
@@ -215,321 +528,260 @@ impl Store for RedbStore {
             if value.len() > MAX_VALUE_LEN {
                 Err(StoreError(format!("value for {key} is over 1 MiB")))
             } else {
-                Ok((key.to_owned(), value.to_vec()))
+                Ok(Arc::<[u8]>::from(value))
             }
         });
         async move {
-            let (key, value) = checked?;
-            self.call(|reply| Op::Set { key, value, reply }).await
+            let value = checked?;
+            self.write(key, |kind| match kind {
+                Kind::Counter(_) => Err(misuse("set", key)),
+                Kind::Value | Kind::Missing => Ok((Some(Entry::Value(value.clone())), ())),
+            })
+            .await
         }
     }
 
     fn delete(&self, key: &str) -> impl Future<Output = StoreResult<()>> + Send {
         let keys = vec![key.to_owned()];
-        async move { self.call(|reply| Op::Delete { keys, reply }).await }
+        async move { self.delete_many(&keys).await }
     }
 
-    fn delete_many(&self, keys: &[String]) -> impl Future<Output = StoreResult<()>> + Send {
-        let keys = keys.to_vec();
-        async move {
-            if keys.is_empty() {
-                return Ok(());
+    async fn delete_many(&self, keys: &[String]) -> StoreResult<()> {
+        loop {
+            match self.try_delete(keys) {
+                Attempt::Done(result) => return result,
+                Attempt::Full => self.room().await,
             }
-            self.call(|reply| Op::Delete { keys, reply }).await
         }
     }
 
     fn increment(&self, key: &str, delta: i64) -> impl Future<Output = StoreResult<i64>> + Send {
-        let checked = check_key(key).map(|()| key.to_owned());
+        let checked = check_key(key);
         async move {
-            let key = checked?;
+            checked?;
             if delta == 0 {
-                return self.counter_now(&key);
+                return self.counter_now(key);
             }
-            self.call(|reply| Op::Increment { key, delta, reply }).await
+            self.write(key, |kind| {
+                let current = match kind {
+                    Kind::Counter(n) => n,
+                    Kind::Missing => 0,
+                    Kind::Value => return Err(misuse("increment", key)),
+                };
+                let next = current
+                    .checked_add(delta)
+                    .ok_or_else(|| StoreError(format!("counter {key} overflows")))?;
+                Ok((Some(Entry::Counter(next)), next))
+            })
+            .await
         }
     }
 
     fn flush(&self) -> impl Future<Output = StoreResult<()>> + Send {
-        // Every write that returned before this call has a commit number at most
-        // `target` (the writer publishes it before replying).
-        let target = self.seqs.committed.load(Ordering::Acquire);
-        let durable = self.seqs.durable.load(Ordering::Acquire) >= target;
-        async move {
-            if durable {
-                return Ok(());
+        // Every write that returned before this call has a sequence number at most
+        // `written` now.
+        let waiter = {
+            let mut st = self.shared.lock();
+            if st.durable >= st.written {
+                Ok(None)
+            } else if st.dead {
+                Err(persister_gone())
+            } else {
+                let (reply, answer) = oneshot::channel();
+                let target = st.written;
+                st.flushes.push((target, reply));
+                st.wake_persister(&self.shared.wake);
+                Ok(Some(answer))
             }
-            self.call(|reply| Op::Flush { reply }).await
-        }
-    }
-}
-
-/// One call sent to the writer thread.
-enum Op {
-    Set { key: String, value: Vec<u8>, reply: oneshot::Sender<StoreResult<()>> },
-    Delete { keys: Vec<String>, reply: oneshot::Sender<StoreResult<()>> },
-    Increment { key: String, delta: i64, reply: oneshot::Sender<StoreResult<i64>> },
-    Flush { reply: oneshot::Sender<StoreResult<()>> },
-}
-
-impl Op {
-    fn bytes(&self) -> usize {
-        match self {
-            Op::Set { key, value, .. } => key.len() + value.len(),
-            Op::Delete { keys, .. } => keys.iter().map(String::len).sum(),
-            Op::Increment { key, .. } => key.len(),
-            Op::Flush { .. } => 0,
-        }
-    }
-}
-
-/// The result of one op inside a round, sent once the round's commit is known.
-enum Outcome {
-    Unit(oneshot::Sender<StoreResult<()>>, StoreResult<()>),
-    Count(oneshot::Sender<StoreResult<i64>>, StoreResult<i64>),
-}
-
-/// Commit numbers, written only by the writer thread.
-#[derive(Debug, Default)]
-struct Seqs {
-    /// Number of the newest commit (durable or not).
-    committed: AtomicU64,
-    /// Number of the newest durable commit.
-    durable: AtomicU64,
-}
-
-/// The writer thread's state.
-struct Writer {
-    db: Arc<Database>,
-    seqs: Arc<Seqs>,
-    /// Non-durable commits since the last durable one.
-    pending: u32,
-}
-
-impl Writer {
-    fn new(db: Arc<Database>, seqs: Arc<Seqs>) -> Self {
-        Self { db, seqs, pending: 0 }
-    }
-
-    fn run(mut self, mut rx: mpsc::Receiver<Op>) {
-        while let Some(first) = rx.blocking_recv() {
-            let mut round = vec![first];
-            let mut bytes = round[0].bytes();
-            while round.len() < MAX_BATCH_OPS && bytes < MAX_BATCH_BYTES {
-                match rx.try_recv() {
-                    Ok(op) => {
-                        bytes += op.bytes();
-                        round.push(op);
-                    }
-                    Err(_) => break,
-                }
-            }
-            self.round(round);
-        }
-        // The channel is closed: the store is being dropped. Persist what is pending.
-        if self.pending > 0 {
-            if let Err((e, _)) = self.commit(Vec::new(), true) {
-                eprintln!("edgeq: final durable commit failed: {e}");
-            }
-        }
-    }
-
-    /// Applies one round of calls in one transaction and answers them.
-    fn round(&mut self, round: Vec<Op>) {
-        let mut writes = Vec::with_capacity(round.len());
-        let mut barriers = Vec::new();
-        for op in round {
-            match op {
-                Op::Flush { reply } => barriers.push(reply),
-                op => writes.push(op),
-            }
-        }
-        let durable = !barriers.is_empty() || self.pending + 1 >= FORCE_DURABLE_EVERY;
-        let result = if writes.is_empty() && self.pending == 0 {
-            // Nothing non-durable to persist: the barriers are already satisfied.
-            Ok(Vec::new())
-        } else {
-            self.commit(writes, durable)
         };
-        match result {
-            Ok(outcomes) => {
-                for outcome in outcomes {
-                    match outcome {
-                        Outcome::Unit(reply, r) => drop(reply.send(r)),
-                        Outcome::Count(reply, r) => drop(reply.send(r)),
-                    }
-                }
-                for reply in barriers {
-                    let _ = reply.send(Ok(()));
-                }
-            }
-            Err((e, replies)) => {
-                for outcome in replies {
-                    match outcome {
-                        Outcome::Unit(reply, _) => drop(reply.send(Err(e.clone()))),
-                        Outcome::Count(reply, _) => drop(reply.send(Err(e.clone()))),
-                    }
-                }
-                for reply in barriers {
-                    let _ = reply.send(Err(e.clone()));
-                }
+        async move {
+            match waiter? {
+                None => Ok(()),
+                Some(answer) => answer.await.map_err(|_| persister_gone())?,
             }
         }
     }
+}
 
-    /// Applies `writes` in order in one transaction and commits it. On a storage
-    /// error nothing is committed and every reply is handed back for failing.
-    fn commit(
-        &mut self,
-        writes: Vec<Op>,
-        durable: bool,
-    ) -> Result<Vec<Outcome>, (StoreError, Vec<Outcome>)> {
-        let mut outcomes = Vec::with_capacity(writes.len());
-        let result = self.apply(writes, durable, &mut outcomes);
+/// One batch to commit.
+struct Round {
+    /// The swapped-out overlay, `None` for an empty (durability-only) commit.
+    batch: Option<Arc<Layer>>,
+    /// The newest write in the batch (and in every earlier round).
+    seq: u64,
+    durable: bool,
+}
+
+/// The persister thread's state.
+struct Persister {
+    shared: Arc<Shared>,
+    /// Non-durable commits since the last durable one.
+    nondurable: u32,
+}
+
+impl Persister {
+    fn run(mut self) {
+        while let Some(round) = self.next_round() {
+            if !self.persist(round) {
+                break;
+            }
+        }
+        let mut st = self.shared.lock();
+        st.dead = true;
+        for (_, reply) in st.flushes.drain(..) {
+            let _ = reply.send(Err(persister_gone()));
+        }
+        drop(st);
+        self.shared.room.notify_waiters();
+    }
+
+    /// Waits until there is a round to run and swaps the overlay out for it; `None`
+    /// once the store is closing and everything is durable.
+    fn next_round(&mut self) -> Option<Round> {
+        let shared = &*self.shared;
+        let mut st = shared.lock();
+        let mut deadline: Option<Instant> = None;
+        loop {
+            let dirty = !st.active.is_empty();
+            let unsynced = st.committed > st.durable;
+            if st.closing && !dirty && !unsynced {
+                return None;
+            }
+            if !st.flushes.is_empty() && !dirty && !unsynced {
+                // Already durable (cannot happen: a flush waits only for something).
+                let durable = st.durable;
+                answer(&mut st, durable, &Ok(()));
+                continue;
+            }
+            let go = st.hold != Hold::Rounds
+                && (st.closing
+                    || !st.flushes.is_empty()
+                    || (dirty && st.half_full())
+                    || (dirty && deadline.is_some_and(|d| Instant::now() >= d)));
+            if go {
+                break;
+            }
+            let background = dirty && st.hold == Hold::No;
+            if background && deadline.is_none() {
+                deadline = Some(Instant::now() + BACKGROUND_DELAY);
+            }
+            st.idle = true;
+            st = match deadline {
+                Some(d) if background => {
+                    let wait = d.saturating_duration_since(Instant::now());
+                    shared.wake.wait_timeout(st, wait).unwrap_or_else(PoisonError::into_inner).0
+                }
+                _ => shared.wake.wait(st).unwrap_or_else(PoisonError::into_inner),
+            };
+            st.idle = false;
+        }
+        let durable =
+            st.closing || !st.flushes.is_empty() || self.nondurable + 1 >= FORCE_DURABLE_EVERY;
+        let batch = if st.active.is_empty() {
+            None
+        } else {
+            let batch = Arc::new(std::mem::take(&mut st.active));
+            st.active_bytes = 0;
+            st.persisting = Some(batch.clone());
+            Some(batch)
+        };
+        let seq = st.written;
+        while st.hold == Hold::Commit && !st.closing {
+            st = shared.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+        drop(st);
+        // The overlay is empty again: writers waiting for room may go on.
+        shared.room.notify_waiters();
+        Some(Round { batch, seq, durable })
+    }
+
+    /// Commits one round and answers the flushes it satisfies. Returns `false` when
+    /// the persister must stop (the final commit of a closing store failed).
+    fn persist(&mut self, round: Round) -> bool {
+        let result = commit(&self.shared.db, round.batch.as_deref(), round.durable);
+        let mut st = self.shared.lock();
+        st.persisting = None;
         match result {
             Ok(()) => {
-                self.pending = if durable { 0 } else { self.pending + 1 };
-                // Published before any reply, so a caller's later flush sees it.
-                let seq = self.seqs.committed.load(Ordering::Relaxed) + 1;
-                self.seqs.committed.store(seq, Ordering::Release);
-                if durable {
-                    self.seqs.durable.store(seq, Ordering::Release);
+                st.generation += 1;
+                st.committed = round.seq;
+                st.commits += 1;
+                if round.durable {
+                    st.durable = round.seq;
+                    self.nondurable = 0;
+                    answer(&mut st, round.seq, &Ok(()));
+                } else {
+                    self.nondurable += 1;
                 }
-                Ok(outcomes)
+                true
             }
-            Err(e) => Err((e, outcomes)),
-        }
-    }
-
-    fn apply(
-        &self,
-        writes: Vec<Op>,
-        durable: bool,
-        outcomes: &mut Vec<Outcome>,
-    ) -> StoreResult<()> {
-        let mut writes = writes.into_iter();
-        let mut txn = match self.db.begin_write() {
-            Ok(txn) => txn,
             Err(e) => {
-                outcomes.extend(writes.filter_map(failed_outcome));
-                return Err(fail("begin write", e));
-            }
-        };
-        let durability = if durable { Durability::Immediate } else { Durability::None };
-        let mut error = txn.set_durability(durability).err().map(|e| fail("set durability", e));
-        if error.is_none() {
-            let tables = txn.open_table(VALUES).and_then(|v| Ok((v, txn.open_table(COUNTERS)?)));
-            match tables {
-                Ok((mut values, mut counters)) => {
-                    for op in writes.by_ref() {
-                        match apply_one(&mut values, &mut counters, op) {
-                            Ok(outcome) => outcomes.push(outcome),
-                            Err((e, outcome)) => {
-                                outcomes.extend(outcome);
-                                error = Some(e);
-                                break;
-                            }
+                // Nothing of the batch landed: put it back under the newer writes.
+                if let Some(batch) = round.batch {
+                    let batch = Arc::try_unwrap(batch).unwrap_or_else(|b| (*b).clone());
+                    for (key, entry) in batch {
+                        if !st.active.contains_key(&key) {
+                            st.active_bytes += entry.cost(&key);
+                            st.active.insert(key, entry);
                         }
                     }
                 }
-                Err(e) => error = Some(fail("open tables", e)),
+                // Every waiting flush depends on this batch.
+                answer(&mut st, u64::MAX, &Err(e.clone()));
+                let closing = st.closing;
+                drop(st);
+                if closing {
+                    eprintln!("edgeq: final durable commit failed: {e}");
+                    return false;
+                }
+                std::thread::sleep(RETRY_DELAY);
+                true
             }
         }
-        if let Some(e) = error {
-            outcomes.extend(writes.filter_map(failed_outcome));
-            // Dropping the transaction aborts it; an abort error adds nothing.
-            let _ = txn.abort();
-            return Err(e);
+    }
+}
+
+/// Answers the waiting flushes whose writes are all at most `seq`.
+fn answer(st: &mut State, seq: u64, result: &StoreResult<()>) {
+    for (_, reply) in st.flushes.extract_if(.., |(target, _)| *target <= seq) {
+        // A flush whose caller went away needs no answer.
+        let _ = reply.send(result.clone());
+    }
+}
+
+/// Writes `batch` (if any) in one transaction and commits it.
+fn commit(db: &Database, batch: Option<&Layer>, durable: bool) -> StoreResult<()> {
+    let mut txn = db.begin_write().map_err(|e| fail("begin write", e))?;
+    let durability = if durable { Durability::Immediate } else { Durability::None };
+    txn.set_durability(durability).map_err(|e| fail("set durability", e))?;
+    if let Some(batch) = batch {
+        let mut values = txn.open_table(VALUES).map_err(|e| fail("open values", e))?;
+        let mut counters = txn.open_table(COUNTERS).map_err(|e| fail("open counters", e))?;
+        // In key order: neighbouring inserts touch the same B-tree pages.
+        let mut entries: Vec<(&String, &Entry)> = batch.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (key, entry) in entries {
+            let key = key.as_str();
+            // The overlay checked kinds when the write was made; here the entry is
+            // the key's whole truth, so the other table loses the key.
+            match entry {
+                Entry::Value(v) => {
+                    values.insert(key, &**v).map_err(|e| fail("write", e))?;
+                    counters.remove(key).map_err(|e| fail("write", e))?;
+                }
+                Entry::Counter(n) => {
+                    counters.insert(key, *n).map_err(|e| fail("write", e))?;
+                    values.remove(key).map_err(|e| fail("write", e))?;
+                }
+                Entry::Deleted => {
+                    values.remove(key).map_err(|e| fail("write", e))?;
+                    counters.remove(key).map_err(|e| fail("write", e))?;
+                }
+            }
         }
-        txn.commit().map_err(|e| fail("commit", e))
     }
-}
-
-/// The reply slot of an op that never ran (its round failed before it).
-fn failed_outcome(op: Op) -> Option<Outcome> {
-    match op {
-        Op::Set { reply, .. } | Op::Delete { reply, .. } => Some(Outcome::Unit(reply, Ok(()))),
-        Op::Increment { reply, .. } => Some(Outcome::Count(reply, Ok(0))),
-        Op::Flush { .. } => None,
-    }
-}
-
-type Values<'t> = redb::Table<'t, &'static str, &'static [u8]>;
-type Counters<'t> = redb::Table<'t, &'static str, i64>;
-
-/// What one write did, or the storage error that aborts its round.
-type Applied<T> = Result<StoreResult<T>, redb::StorageError>;
-
-/// Applies one write. A per-call error (misuse, overflow) is its outcome; a storage
-/// error is returned as `Err` (with the op's reply slot) and aborts the round.
-fn apply_one(
-    values: &mut Values<'_>,
-    counters: &mut Counters<'_>,
-    op: Op,
-) -> Result<Outcome, (StoreError, Option<Outcome>)> {
-    let (applied, outcome) = match op {
-        Op::Set { key, value, reply } => {
-            let r = set_one(values, counters, &key, &value);
-            (r.map(|r| r.map(|()| 0)), Outcome::Unit(reply, Ok(())))
-        }
-        Op::Delete { keys, reply } => {
-            let r = delete_all(values, counters, &keys);
-            (r.map(|()| Ok(0)), Outcome::Unit(reply, Ok(())))
-        }
-        Op::Increment { key, delta, reply } => {
-            let r = increment_one(values, counters, &key, delta);
-            (r, Outcome::Count(reply, Ok(0)))
-        }
-        Op::Flush { reply } => (Ok(Ok(0)), Outcome::Unit(reply, Ok(()))),
-    };
-    match (applied, outcome) {
-        (Ok(r), Outcome::Unit(reply, _)) => Ok(Outcome::Unit(reply, r.map(|_| ()))),
-        (Ok(r), Outcome::Count(reply, _)) => Ok(Outcome::Count(reply, r)),
-        (Err(e), outcome) => Err((fail("write", e), Some(outcome))),
-    }
-}
-
-fn set_one(
-    values: &mut Values<'_>,
-    counters: &mut Counters<'_>,
-    key: &str,
-    value: &[u8],
-) -> Applied<()> {
-    if counters.get(key)?.is_some() {
-        return Ok(Err(misuse("set", key)));
-    }
-    values.insert(key, value)?;
-    Ok(Ok(()))
-}
-
-fn delete_all(
-    values: &mut Values<'_>,
-    counters: &mut Counters<'_>,
-    keys: &[String],
-) -> Result<(), redb::StorageError> {
-    for key in keys {
-        values.remove(key.as_str())?;
-        counters.remove(key.as_str())?;
-    }
-    Ok(())
-}
-
-fn increment_one(
-    values: &mut Values<'_>,
-    counters: &mut Counters<'_>,
-    key: &str,
-    delta: i64,
-) -> Applied<i64> {
-    let current = match counters.get(key)? {
-        Some(n) => n.value(),
-        None if values.get(key)?.is_some() => return Ok(Err(misuse("increment", key))),
-        None => 0,
-    };
-    let Some(next) = current.checked_add(delta) else {
-        return Ok(Err(StoreError(format!("counter {key} overflows"))));
-    };
-    counters.insert(key, next)?;
-    Ok(Ok(next))
+    // On an error above, dropping `txn` aborts it: nothing is written.
+    txn.commit().map_err(|e| fail("commit", e))
 }
 
 fn check_key(key: &str) -> StoreResult<()> {
@@ -547,10 +799,9 @@ fn fail(what: impl Display, e: impl Display) -> StoreError {
     StoreError(format!("redb {what}: {e}"))
 }
 
-fn writer_gone() -> StoreError {
-    StoreError("redb writer thread stopped".into())
+fn persister_gone() -> StoreError {
+    StoreError("redb persister thread stopped".into())
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -640,19 +891,44 @@ mod tests {
         s.delete("never there").await.unwrap();
     }
 
+    /// `(written, committed, durable, commits)`.
+    fn seqs(s: &RedbStore) -> (u64, u64, u64, u64) {
+        let st = s.shared.lock();
+        (st.written, st.committed, st.durable, st.commits)
+    }
+
+    fn set_hold(s: &RedbStore, hold: Hold) {
+        s.shared.lock().hold = hold;
+        s.shared.wake.notify_all();
+    }
+
+    /// What redb itself holds under `key`, bypassing the overlay.
+    fn in_redb(s: &RedbStore, key: &str) -> (Option<Vec<u8>>, Option<i64>) {
+        s.read(|values, counters| {
+            Ok((
+                values.get(key).unwrap().map(|v| v.value().to_vec()),
+                counters.get(key).unwrap().map(|n| n.value()),
+            ))
+        })
+        .unwrap()
+    }
+
     #[tokio::test]
-    async fn flush_skips_the_writer_when_everything_is_durable() {
+    async fn flush_skips_the_persister_when_everything_is_durable() {
         let (_dir, s) = temp_store();
         s.flush().await.unwrap();
+        assert_eq!(seqs(&s), (0, 0, 0, 0));
         s.set("k", b"v").await.unwrap();
-        assert!(s.seqs.durable.load(Ordering::Acquire) < s.seqs.committed.load(Ordering::Acquire));
+        let (written, _, durable, _) = seqs(&s);
+        assert!(durable < written);
         s.flush().await.unwrap();
-        let durable = s.seqs.durable.load(Ordering::Acquire);
-        assert_eq!(durable, s.seqs.committed.load(Ordering::Acquire));
+        let (written, committed, durable, commits) = seqs(&s);
+        assert_eq!((committed, durable), (written, written));
         // Reads and a second flush commit nothing.
         s.get("k").await.unwrap();
+        s.increment("missing", 0).await.unwrap();
         s.flush().await.unwrap();
-        assert_eq!(s.seqs.committed.load(Ordering::Acquire), durable);
+        assert_eq!(seqs(&s), (written, written, written, commits));
     }
 
     #[tokio::test]
@@ -674,6 +950,184 @@ mod tests {
         assert_eq!(s.get("gone").await.unwrap(), None);
         assert_eq!(s.increment("n", 0).await.unwrap(), 42);
         assert_eq!(s.path(), path);
+    }
+
+    #[tokio::test]
+    async fn flushed_data_is_in_redb_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        {
+            let s = RedbStore::open(&path).unwrap();
+            for i in 0..500 {
+                s.set(&format!("v{i}"), format!("first {i}").as_bytes()).await.unwrap();
+                s.increment(&format!("c{}", i % 7), 1).await.unwrap();
+            }
+            s.set("v3", b"second").await.unwrap();
+            s.delete_many(&["v4".into(), "v5".into()]).await.unwrap();
+            s.flush().await.unwrap();
+            // Everything is in redb itself, nothing is left in the overlay.
+            {
+                let st = s.shared.lock();
+                assert!(st.active.is_empty() && st.persisting.is_none());
+            }
+            assert_eq!(in_redb(&s, "v3"), (Some(b"second".to_vec()), None));
+            assert_eq!(in_redb(&s, "v4"), (None, None));
+            assert_eq!(in_redb(&s, "v499"), (Some(b"first 499".to_vec()), None));
+            assert_eq!(in_redb(&s, "c0"), (None, Some(72)));
+        }
+        let s = RedbStore::open(&path).unwrap();
+        assert_eq!(s.get("v3").await.unwrap(), Some(b"second".to_vec()));
+        assert_eq!(s.get("v5").await.unwrap(), None);
+        assert_eq!(s.get("v6").await.unwrap(), Some(b"first 6".to_vec()));
+        assert_eq!(s.increment("c0", 0).await.unwrap(), 72);
+        assert_eq!(s.increment("c6", 1).await.unwrap(), 72);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_increments_are_exact_under_the_overlay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        {
+            // A tiny overlay: rounds (and back-pressure) all the time, so increments
+            // race with batches leaving the overlay.
+            let store = Arc::new(RedbStore::open_with_limits(&path, 16, 1 << 20).unwrap());
+            assert_eq!(store.increment("n", 1000).await.unwrap(), 1000);
+            store.flush().await.unwrap();
+            let tasks: Vec<_> = (0..8)
+                .map(|t| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        let mut seen = Vec::with_capacity(300);
+                        for i in 0..300 {
+                            seen.push(store.increment("n", 1).await.unwrap());
+                            let own = format!("t{t}");
+                            assert_eq!(store.increment(&own, 2).await.unwrap(), 2 * (i + 1));
+                            store.set(&format!("t{t}/{i}"), b"x").await.unwrap();
+                            if i % 50 == 0 {
+                                store.flush().await.unwrap();
+                            }
+                        }
+                        seen
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            all.sort_unstable();
+            assert_eq!(all, (1001..=3400).collect::<Vec<i64>>());
+            assert_eq!(store.increment("n", 0).await.unwrap(), 3400);
+            store.flush().await.unwrap();
+            assert_eq!(in_redb(&store, "n"), (None, Some(3400)));
+        }
+        let s = RedbStore::open(&path).unwrap();
+        assert_eq!(s.increment("n", 0).await.unwrap(), 3400);
+        assert_eq!(s.increment("t7", 0).await.unwrap(), 600);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_see_writes_being_persisted() {
+        let (_dir, s) = temp_store();
+        let s = Arc::new(s);
+        s.set("old", b"committed").await.unwrap();
+        s.increment("c", 5).await.unwrap();
+        s.flush().await.unwrap();
+
+        set_hold(&s, Hold::Commit);
+        s.set("a", b"1").await.unwrap();
+        s.increment("c", 1).await.unwrap();
+        s.delete("old").await.unwrap();
+        let flush = tokio::spawn({
+            let s = s.clone();
+            async move { s.flush().await }
+        });
+        // Wait for the round to swap the overlay out.
+        for _ in 0..1000 {
+            if s.shared.lock().persisting.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        {
+            let st = s.shared.lock();
+            assert!(st.persisting.is_some() && st.active.is_empty());
+        }
+        // Not in redb yet, but every read sees the batch being persisted.
+        assert_eq!(in_redb(&s, "a"), (None, None));
+        assert_eq!(in_redb(&s, "old"), (Some(b"committed".to_vec()), None));
+        assert_eq!(s.get("a").await.unwrap(), Some(b"1".to_vec()));
+        assert_eq!(s.get("old").await.unwrap(), None);
+        assert_eq!(s.increment("c", 0).await.unwrap(), 6);
+        assert!(s.increment("a", 1).await.is_err());
+        assert!(s.get("c").await.is_err());
+        // Newer writes go on top and win.
+        assert_eq!(s.increment("c", 1).await.unwrap(), 7);
+        s.set("a", b"2").await.unwrap();
+        s.set("old", b"back").await.unwrap();
+        assert_eq!(s.get("a").await.unwrap(), Some(b"2".to_vec()));
+        assert!(!flush.is_finished());
+
+        set_hold(&s, Hold::No);
+        flush.await.unwrap().unwrap();
+        // The round committed the batch it took; the newer writes were not lost.
+        assert_eq!(in_redb(&s, "c").1, Some(6));
+        assert_eq!(s.get("a").await.unwrap(), Some(b"2".to_vec()));
+        assert_eq!(s.increment("c", 0).await.unwrap(), 7);
+        s.flush().await.unwrap();
+        assert_eq!(in_redb(&s, "a"), (Some(b"2".to_vec()), None));
+        assert_eq!(in_redb(&s, "old"), (Some(b"back".to_vec()), None));
+        assert_eq!(in_redb(&s, "c"), (None, Some(7)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_overlay_makes_writes_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let s =
+            Arc::new(RedbStore::open_with_limits(dir.path().join("t.redb"), 8, 1 << 20).unwrap());
+        set_hold(&s, Hold::Rounds);
+        for i in 0..8 {
+            s.set(&format!("k{i}"), b"x").await.unwrap();
+        }
+        // Rewriting a key the overlay holds still needs room.
+        let blocked: Vec<_> = ["k8", "k0"]
+            .into_iter()
+            .map(|key| {
+                let s = s.clone();
+                tokio::spawn(async move { s.set(key, b"y").await })
+            })
+            .collect();
+        let deletes = tokio::spawn({
+            let s = s.clone();
+            async move { s.delete("k1").await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(blocked.iter().all(|t| !t.is_finished()) && !deletes.is_finished());
+        assert_eq!(s.shared.lock().active.len(), 8);
+        // Reads and failing writes do not wait.
+        assert_eq!(s.get("k7").await.unwrap(), Some(b"x".to_vec()));
+        assert!(s.increment("k7", 1).await.is_err());
+
+        set_hold(&s, Hold::No);
+        for t in blocked {
+            t.await.unwrap().unwrap();
+        }
+        deletes.await.unwrap().unwrap();
+        assert_eq!(s.get("k8").await.unwrap(), Some(b"y".to_vec()));
+        assert_eq!(s.get("k0").await.unwrap(), Some(b"y".to_vec()));
+        assert_eq!(s.get("k1").await.unwrap(), None);
+
+        // The byte limit too.
+        let s = RedbStore::open_with_limits(dir.path().join("b.redb"), 1000, 4096).unwrap();
+        set_hold(&s, Hold::Rounds);
+        s.set("a", &[0; 3000]).await.unwrap();
+        s.set("b", &[0; 3000]).await.unwrap();
+        let third = tokio::time::timeout(Duration::from_millis(100), s.set("c", b"x")).await;
+        assert!(third.is_err(), "a write past the byte limit did not wait");
+        set_hold(&s, Hold::No);
+        s.set("c", b"x").await.unwrap();
+        s.flush().await.unwrap();
+        assert_eq!(s.get("b").await.unwrap().map(|v| v.len()), Some(3000));
     }
 
     #[tokio::test]

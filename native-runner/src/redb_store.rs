@@ -176,7 +176,37 @@ enum Kind {
     Missing,
 }
 
-type Layer = HashMap<String, Entry>;
+/// What redb holds under a key before a layer's entry for it is committed, so the
+/// commit touches only the table that needs it (and skips deleting what never got
+/// there: a key set and deleted within one round never reaches redb).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Before {
+    Missing,
+    Value,
+    Counter,
+    /// Not looked up (a delete): the commit clears both tables.
+    Unknown,
+}
+
+impl From<Kind> for Before {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Value => Before::Value,
+            Kind::Counter(_) => Before::Counter,
+            Kind::Missing => Before::Missing,
+        }
+    }
+}
+
+/// One key's entry in a layer.
+#[derive(Debug, Clone)]
+struct Slot {
+    entry: Entry,
+    /// What redb holds once every older layer is committed.
+    before: Before,
+}
+
+type Layer = HashMap<String, Slot>;
 
 /// Test hooks that stop the persister at a given point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,7 +251,7 @@ struct State {
 
 impl State {
     fn lookup(&self, key: &str) -> Option<&Entry> {
-        self.active.get(key).or_else(|| self.persisting.as_ref()?.get(key))
+        self.active.get(key).or_else(|| self.persisting.as_ref()?.get(key)).map(|s| &s.entry)
     }
 
     fn full(&self) -> bool {
@@ -233,16 +263,21 @@ impl State {
     }
 
     /// Records a write in the newest layer and wakes the persister if it has to act.
-    fn put(&mut self, key: &str, entry: Entry, wake: &Condvar) {
+    /// `in_redb` is what redb holds under `key` if no layer has it.
+    fn put(&mut self, key: &str, entry: Entry, in_redb: Before, wake: &Condvar) {
         let cost = entry.cost(key);
         let was_empty = self.active.is_empty();
         match self.active.get_mut(key) {
             Some(old) => {
-                self.active_bytes -= old.cost(key);
-                *old = entry;
+                self.active_bytes -= old.entry.cost(key);
+                old.entry = entry;
             }
             None => {
-                self.active.insert(key.to_owned(), entry);
+                let before = match self.persisting.as_ref().and_then(|p| p.get(key)) {
+                    Some(slot) => Before::from(slot.entry.kind()),
+                    None => in_redb,
+                };
+                self.active.insert(key.to_owned(), Slot { entry, before });
             }
         }
         self.active_bytes += cost;
@@ -414,6 +449,7 @@ impl RedbStore {
             if st.dead {
                 return Attempt::Done(Err(persister_gone()));
             }
+            let mut in_redb = Before::Unknown;
             let kind = match st.lookup(key) {
                 Some(entry) => entry.kind(),
                 None => {
@@ -429,7 +465,10 @@ impl RedbStore {
                     st = self.shared.lock();
                     match st.lookup(key) {
                         Some(entry) => entry.kind(),
-                        None if st.generation == generation => kind,
+                        None if st.generation == generation => {
+                            in_redb = Before::from(kind);
+                            kind
+                        }
                         None => continue,
                     }
                 }
@@ -442,7 +481,7 @@ impl RedbStore {
                     Attempt::Full
                 }
                 Ok((Some(entry), out)) => {
-                    st.put(key, entry, &self.shared.wake);
+                    st.put(key, entry, in_redb, &self.shared.wake);
                     Attempt::Done(Ok(out))
                 }
             };
@@ -488,7 +527,7 @@ impl RedbStore {
             return Attempt::Full;
         }
         for key in keys {
-            st.put(key, Entry::Deleted, &self.shared.wake);
+            st.put(key, Entry::Deleted, Before::Unknown, &self.shared.wake);
         }
         Attempt::Done(Ok(()))
     }
@@ -719,10 +758,14 @@ impl Persister {
                 // Nothing of the batch landed: put it back under the newer writes.
                 if let Some(batch) = round.batch {
                     let batch = Arc::try_unwrap(batch).unwrap_or_else(|b| (*b).clone());
-                    for (key, entry) in batch {
-                        if !st.active.contains_key(&key) {
-                            st.active_bytes += entry.cost(&key);
-                            st.active.insert(key, entry);
+                    for (key, slot) in batch {
+                        match st.active.get_mut(&key) {
+                            // The newer entry now comes straight after what redb holds.
+                            Some(newer) => newer.before = slot.before,
+                            None => {
+                                st.active_bytes += slot.entry.cost(&key);
+                                st.active.insert(key, slot);
+                            }
                         }
                     }
                 }
@@ -758,24 +801,38 @@ fn commit(db: &Database, batch: Option<&Layer>, durable: bool) -> StoreResult<()
         let mut values = txn.open_table(VALUES).map_err(|e| fail("open values", e))?;
         let mut counters = txn.open_table(COUNTERS).map_err(|e| fail("open counters", e))?;
         // In key order: neighbouring inserts touch the same B-tree pages.
-        let mut entries: Vec<(&String, &Entry)> = batch.iter().collect();
+        let mut entries: Vec<(&String, &Slot)> = batch.iter().collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        for (key, entry) in entries {
+        for (key, slot) in entries {
             let key = key.as_str();
             // The overlay checked kinds when the write was made; here the entry is
-            // the key's whole truth, so the other table loses the key.
-            match entry {
+            // the key's whole truth, so the other table loses the key if it had it.
+            let (in_values, in_counters) = match slot.before {
+                Before::Missing => (false, false),
+                Before::Value => (true, false),
+                Before::Counter => (false, true),
+                Before::Unknown => (true, true),
+            };
+            match &slot.entry {
                 Entry::Value(v) => {
                     values.insert(key, &**v).map_err(|e| fail("write", e))?;
-                    counters.remove(key).map_err(|e| fail("write", e))?;
+                    if in_counters {
+                        counters.remove(key).map_err(|e| fail("write", e))?;
+                    }
                 }
                 Entry::Counter(n) => {
                     counters.insert(key, *n).map_err(|e| fail("write", e))?;
-                    values.remove(key).map_err(|e| fail("write", e))?;
+                    if in_values {
+                        values.remove(key).map_err(|e| fail("write", e))?;
+                    }
                 }
                 Entry::Deleted => {
-                    values.remove(key).map_err(|e| fail("write", e))?;
-                    counters.remove(key).map_err(|e| fail("write", e))?;
+                    if in_values {
+                        values.remove(key).map_err(|e| fail("write", e))?;
+                    }
+                    if in_counters {
+                        counters.remove(key).map_err(|e| fail("write", e))?;
+                    }
                 }
             }
         }
@@ -981,6 +1038,29 @@ mod tests {
         assert_eq!(s.get("v6").await.unwrap(), Some(b"first 6".to_vec()));
         assert_eq!(s.increment("c0", 0).await.unwrap(), 72);
         assert_eq!(s.increment("c6", 1).await.unwrap(), 72);
+    }
+
+    #[tokio::test]
+    async fn keys_changing_kind_across_rounds_leave_one_table() {
+        let (_dir, s) = temp_store();
+        s.increment("x", 1).await.unwrap();
+        s.set("y", b"v").await.unwrap();
+        s.flush().await.unwrap();
+        s.delete("x").await.unwrap();
+        s.set("x", b"now a value").await.unwrap();
+        s.delete_many(&["y".into()]).await.unwrap();
+        assert_eq!(s.increment("y", 3).await.unwrap(), 3);
+        // Never committed: set and deleted within one round.
+        s.increment("z", 1).await.unwrap();
+        s.delete("z").await.unwrap();
+        s.flush().await.unwrap();
+        assert_eq!(in_redb(&s, "x"), (Some(b"now a value".to_vec()), None));
+        assert_eq!(in_redb(&s, "y"), (None, Some(3)));
+        assert_eq!(in_redb(&s, "z"), (None, None));
+        s.delete("x").await.unwrap();
+        s.flush().await.unwrap();
+        assert_eq!(in_redb(&s, "x"), (None, None));
+        assert_eq!(s.increment("x", 2).await.unwrap(), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

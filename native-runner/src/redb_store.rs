@@ -48,7 +48,9 @@
 //!   batch in **one** redb transaction and drops the layer only after the commit,
 //!   so reads never see a gap. A key written again meanwhile lives in the fresh
 //!   overlay, which shadows the batch: the newer write wins there and is persisted
-//!   by the next round.
+//!   by the next round. Each entry remembers what redb held before it, so a commit
+//!   touches only the tables it must, and a key written and deleted within one
+//!   round (a pop's short-lived bookkeeping) never reaches redb at all.
 //! - **`flush()` is the durability barrier.** Each write gets a sequence number; a
 //!   flush takes the newest one (covering every write that returned before it) and
 //!   waits until a round at least that new has been committed with

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, the deterministic simulation (SIM_SEEDS seeds
 # per mode, default 1000, so 2000 in all), the conformance suite against the native
-# server (memory and redb) and the wasm component in a wasmtime host, and the
+# server (memory, redb, Redis) and the wasm component in a wasmtime host, and the
 # native server's own tests. Needs only the Rust toolchain (rust-toolchain.toml
 # makes rustup install the pinned compiler and the wasm32-wasip2 target) and
 # Debian's apt, from which it installs redis-server when missing.

@@ -106,7 +106,7 @@ const COUNTERS: TableDefinition<&str, i64> = TableDefinition::new("counters");
 
 /// Most entries the overlay holds before writes wait for the persister.
 pub const MAX_OVERLAY_ENTRIES: usize = 100_000;
-/// Most bytes (keys, values and [`ENTRY_COST`] each) the overlay holds before writes
+/// Most bytes (keys, values and `ENTRY_COST` each) the overlay holds before writes
 /// wait for the persister.
 pub const MAX_OVERLAY_BYTES: usize = 64 << 20;
 /// Bookkeeping bytes counted per overlay entry, besides its key and value.

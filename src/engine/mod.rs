@@ -24,7 +24,8 @@
 //! - `{ns}/{q}`: queue metadata (config, list index, tombstone); `{ns}/{q}//inc`:
 //!   the incarnation counter, moved only by purge and delete. `{ns}//list`,
 //!   `{ns}//list/{n}`: the creation-ordered queue list.
-//! - `{ns}/{q}/{inc}/n|b|f|x`: counts (messages, bytes, in flight, dead-lettered);
+//! - `{ns}/{q}/{inc}/n|f|x`: counts (messages × 2^40 + bytes in one counter, in
+//!   flight, dead-lettered);
 //!   `…/i/{key}` and `…/I/{key}`: idempotency decision counter and outcome.
 //! - per partition `p` (a FIFO ticket ring) `…/{p}/t` tail and `…/{p}/h` head
 //!   counters, `…/{p}/lo` low-water mark, `…/{p}/sc` scan cursor.
@@ -34,8 +35,8 @@
 //!
 //! # Send (`ring.rs`, `send.rs`)
 //!
-//! Reserve room: `n = increment(messages, 1)`, `b = increment(bytes, size)`;
-//! over a limit, give both back and refuse. Then push: `i = increment(tail, 1)`
+//! Reserve room: one `increment(held, 2^40 + size)` counts the message and its
+//! bytes; over a limit, give it back and refuse. Then push: `i = increment(tail, 1)`
 //! hands the writer slot `i` alone; it writes its chunks and `m`, then
 //! `r = increment(s, 1)`. `r == 1`: nobody reached the slot before the commit;
 //! the message is committed and the send answers 2xx. Otherwise a consumer gave
@@ -66,45 +67,52 @@
 //!
 //! A consumer that holds a committed slot does not deliver it yet: it claims it.
 //! `k = increment(c, 1)`, `set(r{k}, intent)`, then read every other claim
-//! record. An older intent that is live and unexpired, any newer live intent, or a
-//! `Done` makes it back off (rewriting `r{k}` as `Abandoned`). Two claimants each
-//! write before they read, so whichever reads last sees the other: at most one
-//! wins, however they interleave and whoever dies. Both may back off; the message
-//! then waits for the next claimant (or, after a crash, for the dead claimant's
-//! intent to expire) — delayed, never lost, never delivered twice while a lease
-//! holds. Intents: `Live { until, lease }` (a receive lease, a pop in progress, or
-//! a deferral for a delay or nack) and `Done` (acked, popped, expired, moved).
-//! Ack, nack and extend rewrite the receipt's own claim `r{k}` and check only newer
-//! claims: if someone re-claimed after the lease ended, the receipt is stale
-//! (409). Delete by id claims like ack but overrides leases.
+//! record. An older intent that is live and unexpired, or any newer live intent,
+//! makes it back off (rewriting `r{k}` as `Abandoned`). Two claimants each write
+//! before they read, so whichever reads last sees the other: at most one wins,
+//! however they interleave and whoever dies. Both may back off; the message then
+//! waits for the next claimant (or, after a crash, for the dead claimant's intent
+//! to expire) — delayed, never lost, never delivered twice while a lease holds.
+//! Intents are `Live { until, lease }`: a receive lease, a pop or ack in progress
+//! (a short hold), or a deferral for a delay or nack. The winner reads the message
+//! only after winning: a claim taken after the slot was finished wins against
+//! nobody and finds no record, so nothing is delivered. Ack, nack and extend
+//! rewrite the receipt's own claim `r{k}` and check only newer claims: if someone
+//! re-claimed after the lease ended, the receipt is stale (409) and the old record
+//! is put back (not abandoned: a lease that still holds must stay visible to the
+//! claimant that caused the conflict). Acking a message that is gone succeeds.
+//! Delete by id takes a new claim that overrides leases.
 //!
 //! # Pop, receive, redelivery (`deliver.rs`)
 //!
-//! Pop and receive first scan one batch (32 slots) behind the head, from the
-//! low-water mark or a rotating cursor, reading the `z` hints with one `get_many`:
-//! leases and deferrals whose time has come, and slots no consumer decided within
-//! `GRACE` (a consumer died between its ticket and its claim — the scan stands in
-//! for it with the same `increment(s, 2)` and claim protocol). Then they take
-//! fresh slots from the head. Each reached slot: expired by TTL → claim `Done`
-//! and finish; not visible yet → claim a deferral until `visible_at`; else claim
-//! a lease (receive: until now + visibility timeout; pop: a short hold, then
-//! finish at once). A lease winner counts the delivery (`increment(d, 1)`); past
-//! `max_receives` the message is copied to the dead-letter queue first and
-//! finished second (a crash between leaves two copies, never none). Pop is
+//! Pop and receive take fresh slots from the head; one call in eight (and any call
+//! that finds the head dry) also scans one batch (32 slots) behind the head, from
+//! the low-water mark or, every other turn, a rotating cursor, reading the `z`
+//! hints with one `get_many`: leases and deferrals whose time has come, and slots
+//! no consumer decided within `GRACE` (a consumer died between its ticket and its
+//! claim — the scan stands in for it with the same `increment(s, 2)` and claim
+//! protocol, and delivers a committed-looking slot only `GRACE` after its ticket).
+//! Each won slot: expired by TTL → finish; not visible yet → turn the claim into a
+//! deferral until `visible_at`; else deliver (receive: a lease until now plus the
+//! visibility timeout; pop: a short hold, then finish at once). A delivery is
+//! counted (`increment(d, 1)`); past `max_receives` the message is copied to the
+//! dead-letter queue first and finished second (a crash between leaves two copies,
+//! never none). A call that stalled past a lease or hold it won drops that message
+//! rather than hand it out (someone else may hold it by then). Pop is
 //! at-most-once only in its last step: a host that dies after claiming but before
 //! finishing leaves the message to be delivered again after the hold.
 //!
-//! Finishing deletes `m` (and chunks), marks `z` done, gives the counts back, and
-//! when the slot sits at the low-water mark, moves the mark and deletes the slot's
-//! bookkeeping keys; scans sweep runs of finished slots the same way. A long-lived
-//! deferral at the mark keeps the mark there, so scans visit the slots behind it
-//! in rotation: their cost per call is bounded (one batch), not their latency.
+//! Finishing deletes `m` (and chunks) and gives the count back; at the low-water
+//! mark it deletes the slot's bookkeeping in the same call and moves the mark,
+//! elsewhere it marks `z` done for a later scan to sweep. A long-lived deferral at
+//! the mark keeps the mark there, so scans visit the slots behind it in rotation:
+//! their cost per call is bounded (one batch), not their latency.
 //!
 //! # Costs
 //!
-//! Send: 5 store calls plus one per 1 MiB chunk. Pop or receive of one message on
-//! a quiet queue: about 15, independent of depth and of the number in flight;
-//! an empty queue answers after 3. Ack: 8.
+//! Send: 6 store calls plus one per 1 MiB chunk. Pop of one message: about 16,
+//! independent of depth and of the number in flight (a scan adds 4 one call in
+//! eight); an empty queue answers after 6.
 //!
 //! # Known limits (next steps)
 //!

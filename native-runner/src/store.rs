@@ -90,7 +90,7 @@ impl fmt::Display for StoreSpec {
 #[derive(Debug)]
 pub enum NativeStore {
     /// In memory, lost on exit.
-    Memory(MemoryStore),
+    Memory(Box<MemoryStore>),
     /// Durable, in one redb file.
     Redb(RedbStore),
     /// Shared, in a Redis database.
@@ -103,7 +103,7 @@ impl NativeStore {
     /// A Redis store connects on first use; [`NativeStore::check`] connects now.
     pub fn open(spec: &StoreSpec) -> StoreResult<Self> {
         match spec {
-            StoreSpec::Memory => Ok(NativeStore::Memory(MemoryStore::new())),
+            StoreSpec::Memory => Ok(NativeStore::Memory(Box::default())),
             StoreSpec::Redb(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir)

@@ -1,14 +1,20 @@
-//! The in-memory reference store: a `HashMap` behind a std `Mutex`.
+//! The in-memory reference store: `HashMap`s behind std `Mutex`es.
 //!
-//! The lock is a std `Mutex`, not tokio's: it is held only for a map operation and
-//! never across an `.await`, so it cannot block the runtime. The store also checks
+//! Keys are spread over 16 shards by hash, so concurrent callers rarely wait on
+//! each other and a growing map rehashes one shard at a time instead of stopping
+//! every caller while millions of keys move. The locks are std `Mutex`es, not
+//! tokio's: each is held only for one map operation and never across an `.await`,
+//! so it cannot block the runtime. The store also checks
 //! the contract the engine must keep: a counter read with `get` or a value
 //! incremented is an error, as it would corrupt a real Spin backend.
 
 use super::{Store, StoreError, StoreResult, MAX_KEY_LEN, MAX_VALUE_LEN};
 use std::collections::HashMap;
 use std::future::{ready, Future};
-use std::sync::Mutex;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Mutex, MutexGuard};
+
+const SHARDS: usize = 16;
 
 #[derive(Debug, Clone)]
 enum Entry {
@@ -19,7 +25,8 @@ enum Entry {
 /// A store kept in process memory; the reference every other store is tested against.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    map: Mutex<HashMap<String, Entry>>,
+    shards: [Mutex<HashMap<String, Entry>>; SHARDS],
+    hasher: RandomState,
 }
 
 impl MemoryStore {
@@ -30,7 +37,7 @@ impl MemoryStore {
 
     /// How many keys are held (values and counters).
     pub fn len(&self) -> usize {
-        self.lock().len()
+        (0..SHARDS).map(|i| lock(&self.shards[i]).len()).sum()
     }
 
     /// Whether no key is held.
@@ -40,19 +47,19 @@ impl MemoryStore {
 
     /// Every key held, sorted: for tests that look for leftovers.
     pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self.lock().keys().cloned().collect();
+        let mut keys: Vec<String> =
+            self.shards.iter().flat_map(|s| lock(s).keys().cloned().collect::<Vec<_>>()).collect();
         keys.sort();
         keys
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        // A panic while holding the lock cannot leave the map half-updated (every
-        // critical section is a single map call), so a poisoned lock is still usable.
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    /// The shard that holds `key`, locked.
+    fn lock(&self, key: &str) -> MutexGuard<'_, HashMap<String, Entry>> {
+        lock(&self.shards[self.hasher.hash_one(key) as usize % SHARDS])
     }
 
     fn get_now(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        match self.lock().get(key) {
+        match self.lock(key).get(key) {
             None => Ok(None),
             Some(Entry::Value(v)) => Ok(Some(v.clone())),
             Some(Entry::Counter(_)) => Err(misuse("get", key)),
@@ -64,7 +71,7 @@ impl MemoryStore {
         if value.len() > MAX_VALUE_LEN {
             return Err(StoreError(format!("value for {key} is over 1 MiB")));
         }
-        let mut map = self.lock();
+        let mut map = self.lock(key);
         if let Some(Entry::Counter(_)) = map.get(key) {
             return Err(misuse("set", key));
         }
@@ -74,7 +81,7 @@ impl MemoryStore {
 
     fn increment_now(&self, key: &str, delta: i64) -> StoreResult<i64> {
         check_key(key)?;
-        let mut map = self.lock();
+        let mut map = self.lock(key);
         let entry = map.entry(key.to_owned()).or_insert(Entry::Counter(0));
         match entry {
             Entry::Counter(n) => {
@@ -86,6 +93,12 @@ impl MemoryStore {
             Entry::Value(_) => Err(misuse("increment", key)),
         }
     }
+}
+
+fn lock(shard: &Mutex<HashMap<String, Entry>>) -> MutexGuard<'_, HashMap<String, Entry>> {
+    // A panic while holding the lock cannot leave the map half-updated (every
+    // critical section is a single map call), so a poisoned lock is still usable.
+    shard.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn check_key(key: &str) -> StoreResult<()> {
@@ -116,14 +129,13 @@ impl Store for MemoryStore {
     }
 
     fn delete(&self, key: &str) -> impl Future<Output = StoreResult<()>> + Send {
-        self.lock().remove(key);
+        self.lock(key).remove(key);
         ready(Ok(()))
     }
 
     fn delete_many(&self, keys: &[String]) -> impl Future<Output = StoreResult<()>> + Send {
-        let mut map = self.lock();
         for k in keys {
-            map.remove(k);
+            self.lock(k).remove(k);
         }
         ready(Ok(()))
     }

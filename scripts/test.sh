@@ -18,4 +18,11 @@ rustup target list --installed 2>/dev/null | grep -q wasm32-wasip2 || rustup tar
 # The wasm host tests load the release component; build it first so its compile
 # is not charged to a test's run time.
 cargo build --release --target wasm32-wasip2 -p edgeq
-cargo test --workspace "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
+# One closing line for the whole suite (cargo prints one per test binary, and
+# the last ones are doc-test binaries with nothing in them).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -1,7 +1,8 @@
 //! [`SystemEnv`]: the host environment of the native server.
 
-use edgeq::engine::Env;
+use edgeq::engine::{splitmix64, Env, SPLITMIX_STEP};
 use edgeq::model::Millis;
+use std::cell::Cell;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,11 +21,20 @@ impl Env for SystemEnv {
             .unwrap_or(0)
     }
 
-    /// 64 bits from the OS random source (`getrandom`). Should the OS refuse, falls
-    /// back to std's randomly keyed SipHash over a counter and the time, rather than
-    /// failing the request.
+    /// 64 bits from a per-thread splitmix64 stream seeded once from the OS random
+    /// source. The engine draws randomness only to spread load (which partition,
+    /// when to scan), never for secrets, so one system call per thread is enough
+    /// (one per request showed in profiles). Should the OS refuse, the seed comes
+    /// from std's randomly keyed SipHash over a counter and the time.
     fn random(&self) -> u64 {
-        getrandom::u64().unwrap_or_else(|_| fallback_random())
+        thread_local! {
+            static STATE: Cell<u64> = Cell::new(getrandom::u64().unwrap_or_else(|_| fallback_random()));
+        }
+        STATE.with(|state| {
+            let x = state.get();
+            state.set(x.wrapping_add(SPLITMIX_STEP));
+            splitmix64(x)
+        })
     }
 
     fn sleep(&self, millis: u64) -> impl Future<Output = ()> + Send {

@@ -6,6 +6,18 @@ use crate::model::Millis;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// The increment of a splitmix64 stream: its state goes up by this per draw.
+pub const SPLITMIX_STEP: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// The splitmix64 output for the draw after `state` (a fixed, seedable stream of
+/// well-mixed numbers; not for secrets).
+pub fn splitmix64(state: u64) -> u64 {
+    let mut z = state.wrapping_add(SPLITMIX_STEP);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// A shared virtual clock and seeded random stream. Clones share both.
 #[derive(Debug, Clone)]
 pub struct ManualEnv {
@@ -31,12 +43,7 @@ impl Env for ManualEnv {
     }
 
     fn random(&self) -> u64 {
-        // splitmix64: a fixed, seedable stream.
-        let x = self.rng.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::SeqCst);
-        let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        splitmix64(self.rng.fetch_add(SPLITMIX_STEP, Ordering::SeqCst))
     }
 
     /// Virtual sleep: moves the clock instead of waiting.

@@ -137,7 +137,7 @@ mod types;
 pub use browse::MAX_BROWSE;
 pub use deliver::MAX_TAKE;
 pub use error::{Error, Result};
-pub use manual::ManualEnv;
+pub use manual::{splitmix64, ManualEnv, SPLITMIX_STEP};
 pub use send::{MAX_CONTENT_TYPE, MAX_IDEMPOTENCY_KEY};
 pub use types::*;
 

@@ -876,23 +876,8 @@ mod tests {
     async fn concurrent_increments_are_atomic() {
         let (_dir, store) = temp_store();
         let store = Arc::new(store);
-        let tasks: Vec<_> = (0..16)
-            .map(|_| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let mut seen = Vec::with_capacity(200);
-                    for _ in 0..200 {
-                        seen.push(store.increment("n", 1).await.unwrap());
-                    }
-                    seen
-                })
-            })
-            .collect();
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await.unwrap());
-        }
-        all.sort_unstable();
+        let all =
+            crate::testing::increment_from_tasks(std::slice::from_ref(&store), "n", 16, 200).await;
         assert_eq!(all, (1..=3200).collect::<Vec<i64>>());
         assert_eq!(store.increment("n", 0).await.unwrap(), 3200);
         assert_eq!(store.increment("n", -200).await.unwrap(), 3000);

@@ -261,7 +261,7 @@ pub(crate) fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::RedisServer;
+    use crate::testing::{increment_from_tasks, RedisServer};
     use std::sync::Arc;
 
     fn store(server: &RedisServer) -> RedisStore {
@@ -272,23 +272,7 @@ mod tests {
     async fn concurrent_increments_are_atomic() {
         let server = RedisServer::start();
         let store = Arc::new(store(&server));
-        let tasks: Vec<_> = (0..16)
-            .map(|_| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let mut seen = Vec::with_capacity(200);
-                    for _ in 0..200 {
-                        seen.push(store.increment("n", 1).await.unwrap());
-                    }
-                    seen
-                })
-            })
-            .collect();
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await.unwrap());
-        }
-        all.sort_unstable();
+        let all = increment_from_tasks(std::slice::from_ref(&store), "n", 16, 200).await;
         assert_eq!(all, (1..=3200).collect::<Vec<i64>>());
         assert_eq!(store.increment("n", 0).await.unwrap(), 3200);
         assert_eq!(store.increment("n", -200).await.unwrap(), 3000);
@@ -299,23 +283,7 @@ mod tests {
         // Two servers on one Redis: each `increment` result is handed out once.
         let server = RedisServer::start();
         let stores = [Arc::new(store(&server)), Arc::new(store(&server))];
-        let tasks: Vec<_> = (0..8)
-            .map(|t| {
-                let store = stores[t % 2].clone();
-                tokio::spawn(async move {
-                    let mut seen = Vec::new();
-                    for _ in 0..100 {
-                        seen.push(store.increment("shared", 1).await.unwrap());
-                    }
-                    seen
-                })
-            })
-            .collect();
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await.unwrap());
-        }
-        all.sort_unstable();
+        let all = increment_from_tasks(&stores, "shared", 8, 100).await;
         assert_eq!(all, (1..=800).collect::<Vec<i64>>());
         stores[0].set("v", b"from 0").await.unwrap();
         assert_eq!(stores[1].get("v").await.unwrap(), Some(b"from 0".to_vec()));

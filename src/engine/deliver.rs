@@ -243,12 +243,7 @@ impl<S: Store, E: Env> Engine<S, E> {
 
     /// Acknowledges (deletes) leased messages.
     pub async fn ack(&self, ns: &Name, q: &Name, receipts: &[Receipt]) -> Result<Vec<Result<()>>> {
-        let queue = self.queue(ns, q).await?;
-        let mut out = Vec::with_capacity(receipts.len());
-        for r in receipts {
-            out.push(self.end(&queue, r, End::Ack).await);
-        }
-        Ok(out)
+        self.end_each(ns, q, receipts, End::Ack).await
     }
 
     /// Ends leases early; the messages become visible after `delay` seconds.
@@ -260,13 +255,8 @@ impl<S: Store, E: Env> Engine<S, E> {
         delay: u64,
     ) -> Result<Vec<Result<()>>> {
         QueueConfig::check_delay(delay)?;
-        let queue = self.queue(ns, q).await?;
         let until = self.env.now() + delay * 1000;
-        let mut out = Vec::with_capacity(receipts.len());
-        for r in receipts {
-            out.push(self.end(&queue, r, End::Change { until, lease: false }).await);
-        }
-        Ok(out)
+        self.end_each(ns, q, receipts, End::Change { until, lease: false }).await
     }
 
     /// Extends leases to `visibility_timeout` seconds from now.
@@ -278,11 +268,22 @@ impl<S: Store, E: Env> Engine<S, E> {
         visibility_timeout: u64,
     ) -> Result<Vec<Result<()>>> {
         QueueConfig::check_visibility(visibility_timeout)?;
-        let queue = self.queue(ns, q).await?;
         let until = self.env.now() + visibility_timeout * 1000;
+        self.end_each(ns, q, receipts, End::Change { until, lease: true }).await
+    }
+
+    /// Ends (or changes) the lease of each receipt the same way; one outcome each.
+    async fn end_each(
+        &self,
+        ns: &Name,
+        q: &Name,
+        receipts: &[Receipt],
+        how: End,
+    ) -> Result<Vec<Result<()>>> {
+        let queue = self.queue(ns, q).await?;
         let mut out = Vec::with_capacity(receipts.len());
         for r in receipts {
-            out.push(self.end(&queue, r, End::Change { until, lease: true }).await);
+            out.push(self.end(&queue, r, how).await);
         }
         Ok(out)
     }

@@ -124,52 +124,11 @@ start_host() {
         "$host_bin" 127.0.0.1:0 "$2"
 }
 
-# --- helpers (as in benches/http.sh) ---------------------------------------------
+# --- helpers (benches/lib.sh); fills use 16 curl clients ---------------------
 
-put_queue() {
-    curl -fsS --max-time 10 -X PUT "$url/v1/queues/$1" -o /dev/null \
-        || die "cannot create queue $1 at $url"
-}
-
-depth() {
-    curl -fsS --max-time 30 "$url/v1/queues/$1" | grep -o '"messages":[0-9]*' | cut -d: -f2
-}
-
-# wrk_run MODE QUEUE SECONDS: runs one phase, prints its EDGEQ line.
-wrk_run() {
-    local mode=$1 queue=$2 secs=$3 out
-    out=$(timeout $((secs + 60)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${secs}s" --timeout 30s \
-        -s "$lua" "$url" -- "$mode" "$queue" 2>&1) || die "wrk $mode failed: $out"
-    grep '^EDGEQ ' <<<"$out" || die "wrk $mode printed no result: $out"
-}
-
-batch_file=$work/batch.json
-entry="{\"body\":\"$(printf '%*s' "$BODY_BYTES" '' | tr ' ' b)\"}"
-{
-    printf '{"messages":['
-    for _ in $(seq 999); do printf '%s,' "$entry"; done
-    printf '%s]}' "$entry"
-} >"$batch_file"
-
-# fill QUEUE BATCHES SECONDS: posts BATCHES batch requests from at most 16 curl
-# clients, giving up after SECONDS; prints how many were answered 200.
-fill() {
-    local q=$1 n=$2 secs=$3 p=16 i j k fpids=() args
-    [ "$n" -ge "$p" ] || p=$n
-    rm -f "$work"/fill.*
-    for ((i = 0; i < p; i++)); do
-        k=$((n / p + (i < n % p ? 1 : 0)))
-        args=()
-        for ((j = 0; j < k; j++)); do
-            args+=(-o /dev/null "$url/v1/queues/$q/messages/batch")
-        done
-        timeout "$secs" curl -s -w '%{http_code}\n' -H 'Content-Type: application/json' \
-            --data-binary @"$batch_file" "${args[@]}" >"$work/fill.$i" 2>/dev/null &
-        fpids+=($!)
-    done
-    for i in "${fpids[@]}"; do wait "$i" || true; done
-    cat "$work"/fill.* | grep -c '^200$' || true
-}
+FILL_CLIENTS=16
+# shellcheck source=benches/lib.sh
+source "$here/lib.sh"
 
 field() { sed -n "s/.* $2=\([0-9][0-9]*\).*/\1/p" <<<"$1"; }
 rate() { awk -v n="$1" -v us="$2" 'BEGIN { printf "%.0f", n / (us / 1e6) }'; }

@@ -18,6 +18,11 @@ pub fn incarnation(ns: &Name, q: &Name) -> String {
     format!("{ns}/{q}//inc")
 }
 
+/// Counter deciding which exclusive creator of incarnation `inc` of `q` wins.
+pub fn creation(ns: &Name, q: &Name, inc: u64) -> String {
+    format!("{ns}/{q}//new/{inc}")
+}
+
 /// Counter of queue-list entries in a namespace.
 pub fn list_len(ns: &Name) -> String {
     format!("{ns}//list")

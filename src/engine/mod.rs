@@ -22,7 +22,8 @@
 //! # Keys (see `keys.rs`)
 //!
 //! - `{ns}/{q}`: queue metadata (config, list index, tombstone); `{ns}/{q}//inc`:
-//!   the incarnation counter, moved only by purge and delete. `{ns}//list`,
+//!   the incarnation counter, moved only by purge and delete; `{ns}/{q}//new/{inc}`:
+//!   decides exclusive creation (`create_queue`). `{ns}//list`,
 //!   `{ns}//list/{n}`: the creation-ordered queue list.
 //! - `{ns}/{q}/{inc}/n|f|x`: counts (messages × 2^40 + bytes in one counter, in
 //!   flight, dead-lettered);

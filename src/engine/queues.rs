@@ -82,15 +82,8 @@ impl<S: Store, E: Env> Engine<S, E> {
         q: &Name,
         config: QueueConfig,
     ) -> Result<(QueueInfo, bool)> {
-        config.validate()?;
-        if let Some(dlq) = &config.dead_letter_queue {
-            let dlq = Name::new(dlq)?;
-            if &dlq == q || self.queue(ns, &dlq).await.is_err() {
-                return Err(Error::BadDeadLetterQueue(dlq.to_string()));
-            }
-        }
-        let old = self.read_meta(ns, q).await?;
-        let (meta, created) = match old {
+        self.check_config(ns, q, &config).await?;
+        let meta = match self.read_meta(ns, q).await? {
             Some(old) if !old.deleted => {
                 if config.partitions < old.config.partitions {
                     return Err(Error::PartitionsShrink {
@@ -98,17 +91,56 @@ impl<S: Store, E: Env> Engine<S, E> {
                         to: config.partitions,
                     });
                 }
-                (QueueMeta { config, ..old }, false)
+                let meta = QueueMeta { config, ..old };
+                self.write_meta(ns, q, &meta).await?;
+                return Ok((info(q, &meta, None), false));
             }
-            _ => {
-                let index = self.store.increment(&keys::list_len(ns), 1).await? as u64;
-                self.store.set(&keys::list_entry(ns, index), q.as_str().as_bytes()).await?;
-                let now = self.env.now();
-                (QueueMeta { index, created_at: now, config, deleted: false }, true)
-            }
+            _ => self.create(ns, q, config).await?,
         };
+        Ok((info(q, &meta, None), true))
+    }
+
+    /// Creates queue `q` only if it does not exist: `true` when this call created
+    /// it, `false` when it existed (its configuration is left alone).
+    ///
+    /// Among concurrent creators of one incarnation exactly one gets `true`: the
+    /// one whose `increment` of `{ns}/{q}//new/{inc}` returns 1. A loser that finds
+    /// no metadata yet writes it too (the winner may have died before writing it;
+    /// otherwise the name would stay taken by a queue nobody can use), so the
+    /// queue always ends up live, with either creator's configuration.
+    pub async fn create_queue(&self, ns: &Name, q: &Name, config: QueueConfig) -> Result<bool> {
+        self.check_config(ns, q, &config).await?;
+        if self.read_meta(ns, q).await?.is_some_and(|m| !m.deleted) {
+            return Ok(false);
+        }
+        let inc = self.store.increment(&keys::incarnation(ns, q), 0).await?.max(0) as u64;
+        let won = self.store.increment(&keys::creation(ns, q, inc), 1).await? == 1;
+        if !won && self.read_meta(ns, q).await?.is_some_and(|m| !m.deleted) {
+            return Ok(false);
+        }
+        self.create(ns, q, config).await?;
+        Ok(won)
+    }
+
+    /// Refuses a configuration that is invalid or names a missing dead-letter queue.
+    async fn check_config(&self, ns: &Name, q: &Name, config: &QueueConfig) -> Result<()> {
+        config.validate()?;
+        if let Some(dlq) = &config.dead_letter_queue {
+            let dlq = Name::new(dlq)?;
+            if &dlq == q || self.queue(ns, &dlq).await.is_err() {
+                return Err(Error::BadDeadLetterQueue(dlq.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends `q` to the namespace's list, then writes its live metadata.
+    async fn create(&self, ns: &Name, q: &Name, config: QueueConfig) -> Result<QueueMeta> {
+        let index = self.store.increment(&keys::list_len(ns), 1).await? as u64;
+        self.store.set(&keys::list_entry(ns, index), q.as_str().as_bytes()).await?;
+        let meta = QueueMeta { index, created_at: self.env.now(), config, deleted: false };
         self.write_meta(ns, q, &meta).await?;
-        Ok((info(q, &meta, None), created))
+        Ok(meta)
     }
 
     /// Queue `q` with its stats.

@@ -269,3 +269,24 @@ fn a_zero_visibility_timeout_delivers_and_leaves_the_message_visible() {
     let acked = block_on(e.ack(&n("ns"), &n("q"), &[second[0].receipt.unwrap()])).unwrap();
     assert_eq!(acked[0], Ok(()));
 }
+
+#[test]
+fn exclusive_creation_has_one_winner_however_creators_interleave() {
+    use crate::store::{FaultPlan, FaultyStore};
+    for seed in 0..200 {
+        let store = FaultyStore::new(MemoryStore::new(), FaultPlan::reorder_only(seed));
+        let e = Engine::new(store, ManualEnv::new(T0, seed));
+        let (ns, q) = (n("ns"), n("q"));
+        let creators = (0..4).map(|_| e.create_queue(&ns, &q, QueueConfig::default()));
+        let won = block_on(futures::future::join_all(creators));
+        let winners = won.into_iter().map(Result::unwrap).filter(|w| *w).count();
+        assert_eq!(winners, 1, "seed {seed}");
+        assert!(block_on(e.get_queue(&n("ns"), &n("q"))).is_ok(), "seed {seed}");
+        // Deleting makes the name free again for exactly one creator.
+        block_on(e.delete_queue(&n("ns"), &n("q"), false)).unwrap();
+        assert!(block_on(e.create_queue(&n("ns"), &n("q"), QueueConfig::default())).unwrap());
+        assert!(!block_on(e.create_queue(&n("ns"), &n("q"), QueueConfig::default())).unwrap());
+        block_on(e.purge_queue(&n("ns"), &n("q"))).unwrap();
+        assert!(!block_on(e.create_queue(&n("ns"), &n("q"), QueueConfig::default())).unwrap());
+    }
+}

@@ -16,6 +16,8 @@ mod support;
 mod concurrency;
 #[path = "conformance/errors.rs"]
 mod errors;
+#[path = "conformance/exchanges.rs"]
+mod exchanges;
 #[path = "conformance/leases.rs"]
 mod leases;
 #[path = "conformance/messages.rs"]
@@ -100,5 +102,9 @@ conformance! {
         errors::bad_receipts_and_ids,
         errors::full_queue_is_507_and_keeps_what_it_holds,
         concurrency::producers_and_consumers_lose_and_duplicate_nothing,
+        exchanges::direct_exchange_routes_by_key,
+        exchanges::topic_and_fanout_exchanges,
+        exchanges::publish_with_idempotency_key_stores_once_per_queue,
+        exchanges::exchange_errors_store_nothing,
     ]
 }

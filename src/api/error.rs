@@ -119,6 +119,13 @@ impl From<engine::Error> for ApiError {
             E::InvalidReceipt(_) => (StatusCode::BAD_REQUEST, "invalid_receipt", false),
             E::QueueNotFound(_) => (StatusCode::NOT_FOUND, "queue_not_found", false),
             E::MessageNotFound(_) => (StatusCode::NOT_FOUND, "message_not_found", false),
+            E::ExchangeNotFound(_) => (StatusCode::NOT_FOUND, "exchange_not_found", false),
+            E::ExchangeKindMismatch { .. } => {
+                (StatusCode::CONFLICT, "exchange_type_mismatch", false)
+            }
+            E::TooManyBindingChanges(_) => {
+                (StatusCode::CONFLICT, "too_many_binding_changes", false)
+            }
             E::QueueNotEmpty(_) => (StatusCode::CONFLICT, "queue_not_empty", false),
             E::PartitionsShrink { .. } => (StatusCode::CONFLICT, "partitions_cannot_shrink", false),
             E::StaleReceipt(_) => (StatusCode::CONFLICT, "stale_receipt", false),

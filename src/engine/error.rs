@@ -18,6 +18,20 @@ pub enum Error {
     /// No such queue.
     #[error("queue {0} does not exist")]
     QueueNotFound(String),
+    /// No such exchange.
+    #[error("exchange {0} does not exist")]
+    ExchangeNotFound(String),
+    /// The exchange exists with another kind.
+    #[error("exchange {name} exists with type {kind}")]
+    ExchangeKindMismatch {
+        /// The exchange.
+        name: String,
+        /// Its kind.
+        kind: String,
+    },
+    /// The exchange's binding log is full.
+    #[error("exchange {0} has had too many binding changes; delete and re-create it")]
+    TooManyBindingChanges(String),
     /// The queue still holds messages (`if_empty`).
     #[error("queue {0} is not empty")]
     QueueNotEmpty(String),

@@ -33,6 +33,28 @@ pub fn list_entry(ns: &Name, n: u64) -> String {
     format!("{ns}//list/{n}")
 }
 
+/// The key of an exchange's metadata record (a deleted exchange keeps a
+/// tombstone). `//x/` cannot be formed by queue keys, whose second part is a name.
+pub fn exchange_meta(ns: &Name, x: &Name) -> String {
+    format!("{ns}//x/{x}")
+}
+
+/// Counter: an exchange's incarnation, moved by delete (so a re-created
+/// exchange starts with no bindings).
+pub fn exchange_incarnation(ns: &Name, x: &Name) -> String {
+    format!("{ns}//x/{x}//inc")
+}
+
+/// Counter of binding-log entries of incarnation `inc` of exchange `x`.
+pub fn binding_log_len(ns: &Name, x: &Name, inc: u64) -> String {
+    format!("{ns}//x/{x}/{inc}/n")
+}
+
+/// Binding-log entry `n` (a plain value: queue, routing key, bound or unbound).
+pub fn binding_log_entry(ns: &Name, x: &Name, inc: u64, n: u64) -> String {
+    format!("{ns}//x/{x}/{inc}/b/{n}")
+}
+
 /// Where a queue incarnation's keys live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueKeys {

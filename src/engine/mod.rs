@@ -34,6 +34,9 @@
 //!   commit counter, `…/c` claim counter and `…/r{k}` claim records, `…/d`
 //!   deliveries counter, `…/z` state hint.
 //!
+//! - `{ns}//x/{x}`, `{ns}//x/{x}//inc` and `{ns}//x/{x}/{inc}/n|b/{n}`: an
+//!   exchange's metadata, incarnation and binding log (protocol in `exchange.rs`).
+//!
 //! # Send (`ring.rs`, `send.rs`)
 //!
 //! Reserve room: one `increment(held, 2^40 + size)` counts the message and its
@@ -127,6 +130,7 @@ mod browse;
 mod claim;
 mod deliver;
 mod error;
+mod exchange;
 mod keys;
 mod manual;
 mod queues;
@@ -138,6 +142,9 @@ mod types;
 pub use browse::MAX_BROWSE;
 pub use deliver::MAX_TAKE;
 pub use error::{Error, Result};
+pub use exchange::{
+    Binding, ExchangeInfo, ExchangeKind, Routed, MAX_BINDING_CHANGES, MAX_ROUTING_KEY,
+};
 pub use manual::{splitmix64, ManualEnv, SPLITMIX_STEP};
 pub use send::{MAX_CONTENT_TYPE, MAX_IDEMPOTENCY_KEY};
 pub use types::*;

@@ -290,3 +290,78 @@ fn exclusive_creation_has_one_winner_however_creators_interleave() {
         assert!(!block_on(e.create_queue(&n("ns"), &n("q"), QueueConfig::default())).unwrap());
     }
 }
+
+#[test]
+fn exchanges_route_by_kind_once_per_queue() {
+    let e = engine();
+    let ns = n("ns");
+    for q in ["a", "b", "c"] {
+        create(&e, q, QueueConfig::default());
+    }
+    block_on(e.put_exchange(&ns, &n("t"), ExchangeKind::Topic)).unwrap();
+    block_on(e.bind(&ns, &n("t"), &n("a"), "user.*")).unwrap();
+    block_on(e.bind(&ns, &n("t"), &n("a"), "#")).unwrap(); // a second match: still one copy
+    block_on(e.bind(&ns, &n("t"), &n("b"), "order.#")).unwrap();
+    let routed = block_on(e.publish(&ns, &n("t"), "user.created", msg("u1"))).unwrap();
+    let queues: Vec<&str> = routed.iter().map(|r| r.queue.as_str()).collect();
+    assert_eq!(queues, ["a"]);
+    assert!(routed.iter().all(|r| r.outcome.is_ok()));
+    assert_eq!(pop_bodies(&e, "a", 5), ["u1"]);
+
+    block_on(e.unbind(&ns, &n("t"), &n("a"), "#")).unwrap();
+    block_on(e.unbind(&ns, &n("t"), &n("a"), "user.*")).unwrap();
+    assert!(block_on(e.publish(&ns, &n("t"), "user.created", msg("u2"))).unwrap().is_empty());
+    assert_eq!(block_on(e.publish(&ns, &n("t"), "order.x.y", msg("o1"))).unwrap().len(), 1);
+    assert_eq!(pop_bodies(&e, "b", 5), ["o1"]);
+
+    // Another kind under the same name is refused; the same kind is confirmed.
+    let err = block_on(e.put_exchange(&ns, &n("t"), ExchangeKind::Direct)).unwrap_err();
+    assert!(matches!(err, Error::ExchangeKindMismatch { .. }), "{err:?}");
+    assert!(!block_on(e.put_exchange(&ns, &n("t"), ExchangeKind::Topic)).unwrap().1);
+
+    // A re-created exchange starts with no bindings.
+    block_on(e.delete_exchange(&ns, &n("t"))).unwrap();
+    assert!(matches!(
+        block_on(e.publish(&ns, &n("t"), "order.x", msg("o2"))),
+        Err(Error::ExchangeNotFound(_))
+    ));
+    block_on(e.put_exchange(&ns, &n("t"), ExchangeKind::Fanout)).unwrap();
+    assert!(block_on(e.get_exchange(&ns, &n("t"))).unwrap().bindings.is_empty());
+    block_on(e.bind(&ns, &n("t"), &n("c"), "")).unwrap();
+    block_on(e.bind(&ns, &n("t"), &n("b"), "ignored")).unwrap();
+    let routed = block_on(e.publish(&ns, &n("t"), "any", msg("f"))).unwrap();
+    assert_eq!(routed.len(), 2);
+    // Binding a missing queue is refused; a deleted queue is skipped on publish.
+    assert!(block_on(e.bind(&ns, &n("t"), &n("nope"), "")).is_err());
+    block_on(e.delete_queue(&ns, &n("c"), false)).unwrap();
+    let routed = block_on(e.publish(&ns, &n("t"), "any", msg("g"))).unwrap();
+    assert_eq!(routed.iter().map(|r| r.queue.as_str()).collect::<Vec<_>>(), ["b"]);
+}
+
+#[test]
+fn concurrent_binding_changes_are_all_kept() {
+    use crate::store::{FaultPlan, FaultyStore};
+    for seed in 0..100 {
+        let store = FaultyStore::new(MemoryStore::new(), FaultPlan::reorder_only(seed));
+        let e = Engine::new(store, ManualEnv::new(T0, seed));
+        let (ns, x) = (n("ns"), n("x"));
+        let queues: Vec<Name> = (0..6).map(|i| n(&format!("q{i}"))).collect();
+        for q in &queues {
+            block_on(e.put_queue(&ns, q, QueueConfig::default())).unwrap();
+        }
+        block_on(e.put_exchange(&ns, &x, ExchangeKind::Direct)).unwrap();
+        let binds = queues.iter().map(|q| e.bind(&ns, &x, q, "k"));
+        block_on(futures::future::join_all(binds)).into_iter().for_each(|r| r.unwrap());
+        let info = block_on(e.get_exchange(&ns, &x)).unwrap();
+        assert_eq!(info.bindings.len(), 6, "seed {seed}");
+        // A retried publish with one idempotency key stores one copy per queue.
+        let m = NewMessage { idempotency_key: Some("once".into()), ..msg("m") };
+        for _ in 0..2 {
+            let routed = block_on(e.publish(&ns, &x, "k", m.clone())).unwrap();
+            assert_eq!(routed.len(), 6, "seed {seed}");
+        }
+        for q in &queues {
+            assert_eq!(block_on(e.pop(&ns, q, 5)).unwrap().len(), 1, "seed {seed}");
+        }
+    }
+}

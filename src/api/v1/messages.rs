@@ -29,7 +29,7 @@ const MAX_BROWSE_LIMIT: u64 = 1000;
 
 /// `{"id": ..., "duplicate": ...}`: the outcome of one send.
 #[derive(Serialize)]
-struct SentJson {
+pub(super) struct SentJson {
     id: MessageId,
     duplicate: bool,
 }
@@ -68,7 +68,22 @@ pub(super) async fn send<S: Store, E: Env>(
     body: Bytes,
 ) -> Result<Response<Bytes>, ApiError> {
     cx.query(&[])?;
-    let h = &cx.parts.headers;
+    let msg = raw_new_message(&cx.parts.headers, body)?;
+    let sent =
+        cx.engine.send(cx.ns, q, vec![msg]).await?.into_iter().next().ok_or_else(|| {
+            ApiError::internal("the engine returned no outcome for the message")
+        })??;
+    let status = if sent.duplicate { StatusCode::OK } else { StatusCode::CREATED };
+    let mut res = json::response(status, &SentJson::from(sent));
+    if let Some(loc) = location(q, sent.id) {
+        res.headers_mut().insert(header::LOCATION, loc);
+    }
+    Ok(res)
+}
+
+/// A message from a raw body and the `Edgeq-*`, `Idempotency-Key` and
+/// `Content-Type` headers (single sends and publishes).
+pub(super) fn raw_new_message(h: &HeaderMap, body: Bytes) -> Result<NewMessage, ApiError> {
     let delay = wire::int_header(h, DELAY, 0, u64::MAX)?;
     if let Some(d) = delay {
         QueueConfig::check_delay(d).map_err(engine::Error::from)?;
@@ -87,7 +102,7 @@ pub(super) async fn send<S: Store, E: Env>(
         .transpose()?;
     let content_type = content_type_header(h)?;
     body_size(body.len())?;
-    let msg = NewMessage {
+    Ok(NewMessage {
         body,
         content_type,
         delay,
@@ -95,17 +110,7 @@ pub(super) async fn send<S: Store, E: Env>(
         // Bounded by MAX_PARTITIONS above, so it fits.
         partition: partition.map(|p| p as u16),
         idempotency_key,
-    };
-    let sent =
-        cx.engine.send(cx.ns, q, vec![msg]).await?.into_iter().next().ok_or_else(|| {
-            ApiError::internal("the engine returned no outcome for the message")
-        })??;
-    let status = if sent.duplicate { StatusCode::OK } else { StatusCode::CREATED };
-    let mut res = json::response(status, &SentJson::from(sent));
-    if let Some(loc) = location(q, sent.id) {
-        res.headers_mut().insert(header::LOCATION, loc);
-    }
-    Ok(res)
+    })
 }
 
 /// One entry of a batch send.

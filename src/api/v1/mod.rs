@@ -1,4 +1,4 @@
-//! The primary API, `/v1/...`: queues and messages. The wire format is written
+//! The primary API, `/v1/...`: queues, messages and exchanges. The wire format is written
 //! down in `docs/api-v1.md`; keep the two in step.
 //!
 //! Routing matches the path's segments (still percent-encoded for the fixed
@@ -7,6 +7,7 @@
 //! before the engine is called and nothing is stored for bad input.
 
 mod delivery;
+mod exchanges;
 mod messages;
 mod queues;
 mod wire;
@@ -54,6 +55,7 @@ pub(crate) fn body_limit(method: &Method, segs: &[&str]) -> usize {
         ["queues", _, "messages", "batch"] if method == Method::POST => BATCH_BODY_LIMIT,
         ["queues", _, "messages", _] if method == Method::PUT => MESSAGE_BODY_LIMIT,
         ["queues", _, "ack" | "nack" | "extend"] => RECEIPTS_BODY_LIMIT,
+        ["exchanges", _, "publish"] if method == Method::POST => MESSAGE_BODY_LIMIT,
         _ => SMALL_BODY_LIMIT,
     }
 }
@@ -121,6 +123,24 @@ pub(crate) async fn handle<S: Store, E: Env>(
                 "nack" => delivery::nack(cx, &q, &body).await,
                 _ => delivery::extend(cx, &q, &body).await,
             }
+        }
+        ["exchanges", x] => {
+            allow(m, "GET, HEAD, PUT, DELETE")?;
+            let x = router::name(x)?;
+            match *m {
+                Method::PUT => exchanges::put(cx, &x, &body).await,
+                Method::DELETE => exchanges::delete(cx, &x).await,
+                _ => exchanges::get(cx, &x).await,
+            }
+        }
+        ["exchanges", x, "bindings", q] => {
+            allow(m, "PUT, DELETE")?;
+            let bind = *m == Method::PUT;
+            exchanges::binding(cx, &router::name(x)?, &router::name(q)?, bind).await
+        }
+        ["exchanges", x, "publish"] => {
+            allow(m, "POST")?;
+            exchanges::publish(cx, &router::name(x)?, body).await
         }
         _ => Err(ApiError::no_route(cx.parts.uri.path())),
     }

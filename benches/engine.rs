@@ -1,0 +1,79 @@
+//! The engine alone, in process, on the memory store: time and store calls per
+//! operation (no HTTP). `cargo bench --bench engine` (release build); `OPS=N`
+//! sets the number of operations per phase (default 200,000).
+//!
+//! Store calls are counted through `FaultyStore` with a plan that never delays
+//! or fails; times are measured on the bare `MemoryStore`.
+
+use bytes::Bytes;
+use edgeq::engine::{Engine, ManualEnv, NewMessage, ReceiveOptions};
+use edgeq::model::{Name, QueueConfig};
+use edgeq::store::{FaultPlan, FaultyStore, MemoryStore, Store};
+use futures::executor::block_on;
+use std::time::Instant;
+
+fn ops() -> usize {
+    std::env::var("OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000)
+}
+
+fn msg() -> NewMessage {
+    NewMessage { body: Bytes::from(vec![b'x'; 128]), ..Default::default() }
+}
+
+/// Runs `f` `n` times; returns microseconds per call.
+fn timed(n: usize, mut f: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    start.elapsed().as_secs_f64() * 1e6 / n as f64
+}
+
+fn phases<S: Store>(e: &Engine<S, ManualEnv>, n: usize) -> [(&'static str, f64); 4] {
+    let (ns, q) = (Name::new("ns").unwrap(), Name::new("q").unwrap());
+    block_on(e.put_queue(&ns, &q, QueueConfig::default())).unwrap();
+    let send = timed(n, || {
+        block_on(e.send(&ns, &q, vec![msg()])).unwrap().remove(0).unwrap();
+    });
+    let pop = timed(n / 2, || {
+        assert_eq!(block_on(e.pop(&ns, &q, 1)).unwrap().len(), 1);
+    });
+    let opts = ReceiveOptions { count: 1, visibility_timeout: Some(30), partition: None };
+    let receive_ack = timed(n / 2, || {
+        let m = block_on(e.receive(&ns, &q, opts)).unwrap().remove(0);
+        block_on(e.ack(&ns, &q, &[m.receipt.unwrap()])).unwrap().remove(0).unwrap();
+    });
+    let empty = timed(n, || {
+        assert!(block_on(e.pop(&ns, &q, 1)).unwrap().is_empty());
+    });
+    [("send", send), ("pop", pop), ("receive+ack", receive_ack), ("empty pop", empty)]
+}
+
+fn main() {
+    let n = ops();
+    let timing = Engine::new(MemoryStore::new(), ManualEnv::new(1_800_000_000_000, 1));
+    let times = phases(&timing, n);
+    let plan = FaultPlan { seed: 1, max_delay: 0, fail_before_ppm: 0, fail_after_ppm: 0 };
+    let counted = Engine::new(
+        FaultyStore::new(MemoryStore::new(), plan),
+        ManualEnv::new(1_800_000_000_000, 1),
+    );
+    let calls_n = 10_000;
+    let (ns, q) = (Name::new("ns").unwrap(), Name::new("q").unwrap());
+    let mut calls = Vec::new();
+    block_on(counted.put_queue(&ns, &q, QueueConfig::default())).unwrap();
+    let mut count = |f: &mut dyn FnMut()| {
+        let before = counted.store().calls();
+        for _ in 0..calls_n {
+            f();
+        }
+        calls.push((counted.store().calls() - before) as f64 / calls_n as f64);
+    };
+    count(&mut || drop(block_on(counted.send(&ns, &q, vec![msg()])).unwrap()));
+    count(&mut || assert_eq!(block_on(counted.pop(&ns, &q, 1)).unwrap().len(), 1));
+    println!("{:<12} {:>10} {:>12}", "operation", "µs/op", "store calls");
+    for (i, (name, us)) in times.iter().enumerate() {
+        let c = calls.get(i).map_or(String::from("-"), |c| format!("{c:.2}"));
+        println!("{name:<12} {us:>10.2} {c:>12}");
+    }
+}

@@ -180,9 +180,9 @@ impl<S: Store, E: Env> Engine<S, E> {
         let k = self.store.increment(&slot.keys.claims(), 1).await? as u64;
         let intent = Claim::Live { until: now + GRACE, lease: false };
         match self.reclaim(&slot, k, Claim::Abandoned, intent, now, Mode::Own).await? {
-            Claimed::Won { claims, .. } => match self.read_record_only(&slot).await? {
-                Some(rec) => self.finish(&queue.keys, &slot, &rec, claims).await,
-                None => Err(Error::MessageNotFound(id.to_string())),
+            Claimed::Won { claims, .. } => match self.read_slot(&slot, false).await? {
+                (Some(rec), low) => self.finish(&queue.keys, &slot, &rec, claims, low).await,
+                (None, _) => Err(Error::MessageNotFound(id.to_string())),
             },
             Claimed::Busy { .. } => Err(Error::Contention(id.to_string())),
         }

@@ -147,14 +147,15 @@ impl<S: Store, E: Env> Engine<S, E> {
                 }
             };
         let qk = &queue.keys;
-        let Some(rec) = self.read_message(slot).await? else {
+        let (rec, low) = self.read_slot(slot, true).await?;
+        let Some(rec) = rec else {
             // Committed but gone: finished (and perhaps swept) under us.
             self.set_state(slot, SlotState::Done { claims }).await?;
             return Ok(None);
         };
         if rec.expires_at <= now {
             self.end_lease(queue, ended_lease).await?;
-            self.finish(qk, slot, &rec, claims).await?;
+            self.finish(qk, slot, &rec, claims, low).await?;
             return Ok(None);
         }
         if rec.visible_at > now {
@@ -166,11 +167,15 @@ impl<S: Store, E: Env> Engine<S, E> {
             self.set_state(slot, SlotState::Live { until: rec.visible_at, claims }).await?;
             return Ok(None);
         }
-        let receives =
-            self.store.increment(&slot.keys.deliveries(), 1).await? as u32 + rec.prior_receives;
+        let receives = match want {
+            // The first claim ever on the slot: no delivery came before, and a
+            // popped message is finished, so its count is never read again.
+            Want::Pop if k == 1 => 1,
+            _ => self.store.increment(&slot.keys.deliveries(), 1).await? as u32,
+        } + rec.prior_receives;
         if let Want::Pop = want {
             self.end_lease(queue, ended_lease).await?;
-            self.finish(qk, slot, &rec, claims).await?;
+            self.finish(qk, slot, &rec, claims, low).await?;
             // Our hold ran out while we worked: someone may have taken it over,
             // so drop the message rather than deliver it twice (at-most-once).
             if self.env.now() >= until {
@@ -183,7 +188,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         if let Some(max) = queue.meta.config.max_receives {
             if receives > max {
                 self.end_lease(queue, ended_lease).await?;
-                self.dead_letter(queue, slot, rec, receives - 1, claims).await?;
+                self.dead_letter(queue, slot, rec, receives - 1, claims, low).await?;
                 return Ok(None);
             }
         }
@@ -222,6 +227,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         rec: MessageRecord,
         receives: u32,
         claims: u64,
+        low: u64,
     ) -> Result<()> {
         if let Some(dlq) = &queue.meta.config.dead_letter_queue {
             let dlq = Name::new(dlq)?;
@@ -238,7 +244,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             }
         }
         self.store.increment(&queue.keys.dead_lettered(), 1).await?;
-        self.finish(&queue.keys, slot, &rec, claims).await
+        self.finish(&queue.keys, slot, &rec, claims, low).await
     }
 
     /// Acknowledges (deletes) leased messages.
@@ -319,8 +325,8 @@ impl<S: Store, E: Env> Engine<S, E> {
         match how {
             End::Ack => {
                 self.store.increment(&queue.keys.in_flight(), -1).await?;
-                if let Some(rec) = self.read_message(&slot).await? {
-                    self.finish(&queue.keys, &slot, &rec, claims).await?;
+                if let (Some(rec), low) = self.read_slot(&slot, false).await? {
+                    self.finish(&queue.keys, &slot, &rec, claims, low).await?;
                 }
             }
             End::Change { until, lease } => {

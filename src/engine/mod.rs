@@ -59,9 +59,11 @@
 //! # First delivery (`ring.rs` `take`)
 //!
 //! Read `head` and `tail` (`increment(_, 0)`): `head >= tail` is empty, and the
-//! head does not move. Peek at the next slot's commit counter: still 0 means its
-//! writer is at work, so report empty instead of making it retry — unless the slot
-//! was first seen undecided more than `GRACE` ago (stamped in `z`). Then
+//! head does not move. Near the tail, peek at the next slot's commit counter:
+//! still 0 means its writer is at work, so report empty instead of making it
+//! retry — unless the slot was first seen undecided more than `GRACE` ago
+//! (stamped in `z`). (Deep in a backlog the peek is skipped: the peek only spares
+//! writers a retry, it decides nothing.) Then
 //! `i = increment(head, 1)` gives this consumer slot `i` alone and
 //! `increment(s, 2)` decides it against the writer: 3 means the writer committed
 //! first; 2 means the consumer came first and the slot is given up (marked done).

@@ -15,6 +15,10 @@ pub(crate) const WRITER_DEADLINE: Millis = 2_000;
 pub(crate) const GRACE: Millis = 5_000;
 /// Tickets a writer tries before answering `Contention`.
 const PUSH_ATTEMPTS: usize = 8;
+/// Below this many tickets between head and tail, a take peeks at the next
+/// slot's commit counter before taking it, so it does not make a writer that is
+/// still at work retry; deeper in a backlog it takes the ticket directly.
+const PEEK_DEPTH: i64 = 64;
 /// Head tickets one take may burn on given-up slots before reporting empty.
 const TAKE_STEPS: usize = 8;
 
@@ -77,7 +81,11 @@ impl<S: Store, E: Env> Engine<S, E> {
                 return Ok(None);
             }
             let next = Slot::new(ring, head as u64 + 1);
-            if self.store.increment(&next.keys.commit(), 0).await? == 0 {
+            // Deep in a backlog the next slot's writer took its ticket long
+            // before the newest ones: skip the peek (a writer still at work
+            // only has to retry).
+            if tail - head <= PEEK_DEPTH && self.store.increment(&next.keys.commit(), 0).await? == 0
+            {
                 if self.store.increment(&ring.head(), 0).await? != head {
                     // Another consumer took that slot (and may have finished it)
                     // since we looked: look again.

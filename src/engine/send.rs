@@ -2,11 +2,10 @@
 
 use super::keys::QueueKeys;
 use super::queues::Queue;
-use super::slot::{decode, encode, held, split_held, CHUNK, INLINE_BODY};
+use super::slot::{decode, encode, held, split_held, Compact, CHUNK, INLINE_BODY};
 use super::{Engine, Env, Error, NewMessage, Result, Sent};
 use crate::model::{MessageId, MessageRecord, Millis, Name, QueueConfig, MAX_BATCH, MAX_BODY_LEN};
 use crate::store::Store;
-use serde::{Deserialize, Serialize};
 
 /// Longest idempotency key.
 pub const MAX_IDEMPOTENCY_KEY: usize = 64;
@@ -16,13 +15,31 @@ pub const MAX_CONTENT_TYPE: usize = 256;
 /// a repeat may take its place (far beyond any live writer's deadline).
 const IDEM_TAKEOVER: Millis = 30_000;
 
-/// What an idempotency key's first sender recorded.
-#[derive(Debug, Serialize, Deserialize)]
+/// What an idempotency key's first sender recorded (`P{millis}` or `M{id}`).
+#[derive(Debug)]
 enum IdemState {
     /// Sending since then.
     Pending(Millis),
     /// Sent as this message.
     Sent(MessageId),
+}
+
+impl Compact for IdemState {
+    fn write(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = match self {
+            IdemState::Pending(at) => write!(out, "P{at}"),
+            IdemState::Sent(id) => write!(out, "M{id}"),
+        };
+    }
+    fn read(s: &str) -> Option<Self> {
+        let (tag, rest) = s.split_at_checked(1)?;
+        match tag {
+            "P" => rest.parse().ok().map(IdemState::Pending),
+            "M" => rest.parse().ok().map(IdemState::Sent),
+            _ => None,
+        }
+    }
 }
 
 enum Idem {

@@ -25,6 +25,16 @@ impl MessageId {
         Self(Uuid::from_bytes(b))
     }
 
+    /// The id's 16 bytes (as stored in message records).
+    pub fn to_bytes(&self) -> [u8; 16] {
+        *self.0.as_bytes()
+    }
+
+    /// The id of 16 stored bytes.
+    pub fn from_bytes(b: [u8; 16]) -> Self {
+        Self(Uuid::from_bytes(b))
+    }
+
     /// Milliseconds since the epoch when the message was enqueued.
     pub fn millis(&self) -> u64 {
         let b = self.0.as_bytes();

@@ -9,9 +9,11 @@
 //!
 //! Layout: `router` (segments, query strings, methods), `error` (the one mapping
 //! of failures to statuses and JSON bodies), `json`, `ops` (`/healthz`,
-//! `/__heartbeat__`) and `v1` (the primary API; its wire format is written down
-//! in `docs/api-v1.md`).
+//! `/__heartbeat__`), `v1` (the primary API; its wire format is written down
+//! in `docs/api-v1.md`) and `dialect` (the seed systems' route sets, each under
+//! its prefix or one of them at `/`).
 
+mod dialect;
 mod error;
 mod json;
 mod ops;
@@ -25,16 +27,22 @@ use bytes::Bytes;
 use error::ApiError;
 use http::{Method, Request, Response};
 
+pub use dialect::{Dialect, UnknownDialect};
+
 /// Options of the HTTP layer.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
-    /// Namespace used by the v1 routes.
+    /// Namespace used by the v1 routes and the dialects.
     pub namespace: String,
+    /// The dialect served at `/` besides its own prefix (`/v1`, `/healthz` and
+    /// `/__heartbeat__` stay). A host may choose another per request by putting a
+    /// [`Dialect`] in the request's extensions (the native server does, per listener).
+    pub root_dialect: Option<Dialect>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { namespace: "default".into() }
+        Self { namespace: "default".into(), root_dialect: None }
     }
 }
 
@@ -69,8 +77,23 @@ impl<S: Store, E: Env> Api<S, E> {
     pub fn body_limit(&self, parts: &http::request::Parts) -> usize {
         match router::raw_segments(parts.uri.path()).as_deref() {
             Some(["v1", rest @ ..]) => v1::body_limit(&parts.method, rest),
-            _ => v1::SMALL_BODY_LIMIT,
+            _ => {
+                dialect::body_limit(parts, self.root_dialect(parts)).unwrap_or(v1::SMALL_BODY_LIMIT)
+            }
         }
+    }
+
+    /// The dialect served at `/` for this request: the host's choice in the
+    /// request's extensions, else the configured one.
+    fn root_dialect(&self, parts: &http::request::Parts) -> Option<Dialect> {
+        parts.extensions.get::<Dialect>().copied().or(self.config.root_dialect)
+    }
+
+    /// The namespace every route set serves; a 500 when the configured one is invalid.
+    fn ns(&self) -> Result<&Name, ApiError> {
+        self.ns
+            .as_ref()
+            .map_err(|e| ApiError::internal(format!("the configured namespace is invalid: {e}")))
     }
 
     /// The response for a body over `limit` bytes.
@@ -106,20 +129,22 @@ impl<S: Store, E: Env> Api<S, E> {
         body: Bytes,
     ) -> Result<Response<Bytes>, ApiError> {
         let path = parts.uri.path();
-        let Some(segs) = router::raw_segments(path) else {
-            return Err(ApiError::no_route(path));
-        };
-        match segs.as_slice() {
-            ["healthz"] => ops::healthz(&parts.method, self.engine.store()).await,
-            ["__heartbeat__"] => ops::heartbeat(&parts.method),
-            ["v1", rest @ ..] => {
-                let ns = self.ns.as_ref().map_err(|e| {
-                    ApiError::internal(format!("the configured namespace is invalid: {e}"))
-                })?;
-                let cx = v1::Cx { engine: &self.engine, ns, parts };
-                v1::handle(&cx, rest, body).await
+        match router::raw_segments(path).as_deref() {
+            Some(["healthz"]) => return ops::healthz(&parts.method, self.engine.store()).await,
+            Some(["__heartbeat__"]) => return ops::heartbeat(&parts.method),
+            Some(["v1", rest @ ..]) => {
+                let cx = v1::Cx { engine: &self.engine, ns: self.ns()?, parts };
+                return v1::handle(&cx, rest, body).await;
             }
-            _ => Err(ApiError::no_route(path)),
+            _ => {}
+        }
+        // Everything else belongs to a dialect's mount, or to the root dialect.
+        match dialect::mount(path, self.root_dialect(parts)) {
+            Some(mount) => {
+                let cx = dialect::Cx { engine: &self.engine, ns: self.ns()?, parts };
+                Ok(dialect::handle(&cx, mount, body).await)
+            }
+            None => Err(ApiError::no_route(path)),
         }
     }
 }
@@ -358,7 +383,7 @@ mod tests {
     fn a_bad_namespace_is_a_server_error_not_a_panic() {
         let a = Api::new(
             Engine::new(MemoryStore::new(), FixedEnv),
-            ApiConfig { namespace: "bad ns".into() },
+            ApiConfig { namespace: "bad ns".into(), ..ApiConfig::default() },
         );
         let res = block_on(a.handle(req("GET", "/v1/queues", &[], b"")));
         assert_eq!(res.status(), 500);

@@ -10,7 +10,7 @@ mod delivery;
 mod exchanges;
 mod messages;
 mod queues;
-mod wire;
+pub(super) mod wire;
 
 use super::error::ApiError;
 use super::router::{self, allow};

@@ -1,0 +1,221 @@
+//! Dialects: route sets that speak the wire format of a system our users ran
+//! before (the seeds), so that their existing clients work unchanged against edgeq.
+//!
+//! Each dialect is mounted under its own prefix (`/rest_queue/...`, `/memfifo/...`);
+//! because some clients cannot take a path prefix, one dialect may also be served
+//! at `/` instead, for the whole server ([`super::ApiConfig::root_dialect`]) or
+//! for one listener (a host puts the [`Dialect`] in the request's extensions). The
+//! routes that are always at the root (`/v1`, `/healthz`, `/__heartbeat__`) win
+//! over a root dialect.
+//!
+//! Every dialect works on the same engine queues, in the namespace the v1 routes
+//! serve ([`super::ApiConfig::namespace`]): a message pushed with one route set can
+//! be popped with another. Each dialect keeps its own error body shapes and maps
+//! engine errors in one place of its module.
+//!
+//! Queues a dialect creates keep messages as long as the engine allows
+//! ([`DIALECT_TTL`]): the originals kept them until consumed.
+
+mod memfifo;
+mod rest_queue;
+
+use super::v1::MESSAGE_BODY_LIMIT;
+use crate::engine::{self, Engine, Env, NewMessage, QueueInfo, Sent};
+use crate::model::{Name, QueueConfig};
+use crate::store::Store;
+use bytes::Bytes;
+use http::{request::Parts, Method, Response};
+use std::fmt;
+use std::str::FromStr;
+
+/// A route set that speaks another system's wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// ptmcg/rest_queue (seed 000): FastAPI JSON, `/queues/{name}/push|pop`.
+    RestQueue,
+    /// memfifo (seed 003): queue objects and raw messages with `Client-Id`.
+    Memfifo,
+}
+
+impl Dialect {
+    /// Every dialect.
+    pub const ALL: [Dialect; 2] = [Dialect::RestQueue, Dialect::Memfifo];
+
+    /// The dialect's name (as configured), which is also its mount prefix.
+    pub fn name(self) -> &'static str {
+        &self.prefix()[1..]
+    }
+
+    /// The dialect's default mount: `/{name}`.
+    fn prefix(self) -> &'static str {
+        match self {
+            Dialect::RestQueue => "/rest_queue",
+            Dialect::Memfifo => "/memfifo",
+        }
+    }
+
+    /// The body limit of the dialect's route `method rest` (`rest` is the path
+    /// inside the mount).
+    fn body_limit(self, method: &Method, rest: &str) -> Option<usize> {
+        let takes_message = match self {
+            Dialect::RestQueue => rest.ends_with("/push"),
+            Dialect::Memfifo => rest.ends_with("/messages"),
+        };
+        (takes_message && method == Method::POST).then_some(MESSAGE_BODY_LIMIT)
+    }
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not a dialect.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown dialect {0:?}; known: rest_queue, memfifo")]
+pub struct UnknownDialect(String);
+
+impl FromStr for Dialect {
+    type Err = UnknownDialect;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|d| d.name() == s).ok_or_else(|| UnknownDialect(s.to_owned()))
+    }
+}
+
+/// Where a request landed inside a dialect.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mount<'a> {
+    /// The dialect.
+    pub dialect: Dialect,
+    /// The mount prefix (`""` at the root, else `/{name}`), for links and redirects.
+    pub prefix: &'static str,
+    /// The path inside the mount (still percent-encoded; `""` for the mount itself).
+    pub rest: &'a str,
+}
+
+/// The dialect serving `path`: the one whose prefix it starts with, else `root`.
+pub(crate) fn mount(path: &str, root: Option<Dialect>) -> Option<Mount<'_>> {
+    for dialect in Dialect::ALL {
+        let prefix = dialect.prefix();
+        if let Some(rest) = path.strip_prefix(prefix) {
+            if rest.is_empty() || rest.starts_with('/') {
+                return Some(Mount { dialect, prefix, rest });
+            }
+        }
+    }
+    root.map(|dialect| Mount { dialect, prefix: "", rest: path })
+}
+
+/// The body limit of a dialect route, `None` when `path` is not one or the route
+/// takes no message (the small default applies).
+pub(crate) fn body_limit(parts: &Parts, root: Option<Dialect>) -> Option<usize> {
+    let m = mount(parts.uri.path(), root)?;
+    m.dialect.body_limit(&parts.method, m.rest)
+}
+
+/// What every dialect handler needs.
+pub(crate) struct Cx<'a, S, E> {
+    /// The engine.
+    pub engine: &'a Engine<S, E>,
+    /// The namespace the dialects serve.
+    pub ns: &'a Name,
+    /// The request line and headers.
+    pub parts: &'a Parts,
+}
+
+/// Serves one request that [`mount`] gave to a dialect.
+pub(crate) async fn handle<S: Store, E: Env>(
+    cx: &Cx<'_, S, E>,
+    mount: Mount<'_>,
+    body: Bytes,
+) -> Response<Bytes> {
+    match mount.dialect {
+        Dialect::RestQueue => rest_queue::handle(cx, mount, body).await,
+        Dialect::Memfifo => memfifo::handle(cx, mount.rest, body).await,
+    }
+}
+
+/// Seconds a message sent to a queue a dialect created lives: the engine's longest.
+pub(crate) const DIALECT_TTL: u64 = 14 * 24 * 3600;
+
+/// The configuration of a queue a dialect creates.
+fn queue_config(max_bytes: Option<u64>) -> QueueConfig {
+    QueueConfig { message_ttl: DIALECT_TTL, max_bytes, ..QueueConfig::default() }
+}
+
+/// Most queues a dialect's listing returns (it has no paging of its own).
+pub(crate) const MAX_LISTED: usize = 10_000;
+
+/// Every queue of `ns` in creation order (at most [`MAX_LISTED`]), with stats
+/// when `details`.
+async fn all_queues<S: Store, E: Env>(
+    engine: &Engine<S, E>,
+    ns: &Name,
+    details: bool,
+) -> Result<Vec<QueueInfo>, engine::Error> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = engine.list_queues(ns, None, 1000, cursor.as_deref(), details).await?;
+        out.extend(page.queues);
+        cursor = page.next_cursor;
+        if cursor.is_none() || out.len() >= MAX_LISTED {
+            out.truncate(MAX_LISTED);
+            return Ok(out);
+        }
+    }
+}
+
+/// Sends one message.
+async fn send_one<S: Store, E: Env>(
+    engine: &Engine<S, E>,
+    ns: &Name,
+    q: &Name,
+    msg: NewMessage,
+) -> Result<Sent, engine::Error> {
+    engine
+        .send(ns, q, vec![msg])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| engine::Error::BadRequest("the engine returned no outcome".into()))?
+}
+
+/// Messages held by `q` right now.
+async fn size<S: Store, E: Env>(
+    engine: &Engine<S, E>,
+    ns: &Name,
+    q: &Name,
+) -> Result<u64, engine::Error> {
+    Ok(engine.get_queue(ns, q).await?.stats.map_or(0, |s| s.messages))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialects_parse_and_print_their_names() {
+        for d in Dialect::ALL {
+            assert_eq!(d.name().parse::<Dialect>().unwrap(), d);
+            assert_eq!(d.to_string(), d.name());
+        }
+        assert!("queuey".parse::<Dialect>().is_err());
+        assert!("".parse::<Dialect>().is_err());
+    }
+
+    #[test]
+    fn mounts_match_whole_prefix_segments() {
+        let m = mount("/rest_queue/queues", None).unwrap();
+        assert_eq!((m.dialect, m.prefix, m.rest), (Dialect::RestQueue, "/rest_queue", "/queues"));
+        let m = mount("/memfifo", None).unwrap();
+        assert_eq!((m.dialect, m.rest), (Dialect::Memfifo, ""));
+        assert!(mount("/memfifox/queues", None).is_none());
+        assert!(mount("/queues", None).is_none());
+        let m = mount("/queues", Some(Dialect::Memfifo)).unwrap();
+        assert_eq!((m.dialect, m.prefix, m.rest), (Dialect::Memfifo, "", "/queues"));
+        let m = mount("/rest_queue/queues", Some(Dialect::Memfifo)).unwrap();
+        assert_eq!(m.dialect, Dialect::RestQueue, "prefixes win over the root dialect");
+    }
+}

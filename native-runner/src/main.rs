@@ -6,10 +6,11 @@
 //! adds one line per request).
 
 use clap::{Args, Parser, Subcommand};
-use edgeq::api::{Api, ApiConfig};
+use edgeq::api::{Api, ApiConfig, Dialect};
 use edgeq::engine::Engine;
 use edgeq_native::{serve_with, NativeStore, ServeOptions, StoreSpec, SystemEnv};
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::sync::Arc;
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
@@ -33,16 +34,21 @@ enum Command {
 #[derive(Debug, Args)]
 struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the startup log line shows it).
-    #[arg(long, env = "EDGEQ_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: String,
+    /// `DIALECT=ADDR` serves that dialect at `/` on this listener. Repeat the flag (or
+    /// separate with commas) for more listeners.
+    #[arg(long, env = "EDGEQ_LISTEN", default_value = "127.0.0.1:8080", value_delimiter = ',')]
+    listen: Vec<Listen>,
+    /// Dialect served at `/` (`rest_queue` or `memfifo`) on listeners that name none.
+    #[arg(long, env = "EDGEQ_ROOT_DIALECT")]
+    root_dialect: Option<Dialect>,
     /// Where data lives: `memory`, `redb:PATH` or a file PATH (its directory is created),
     /// or `redis://HOST[:PORT][/DB]`, which several servers can share.
     #[arg(long, env = "EDGEQ_STORE", default_value = edgeq_native::DEFAULT_STORE_PATH)]
     store: StoreSpec,
-    /// Namespace served by the v1 routes.
+    /// Namespace served by the v1 routes and the dialects.
     #[arg(long, env = "EDGEQ_NAMESPACE", default_value = "default")]
     namespace: String,
-    /// Most client connections open at once.
+    /// Most client connections open at once, per listener.
     #[arg(long, env = "EDGEQ_MAX_CONNECTIONS", default_value_t = 1024)]
     max_connections: usize,
 }
@@ -78,27 +84,77 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let store = NativeStore::open(&args.store)
         .map_err(|e| format!("cannot open store {}: {e}", args.store))?;
     store.check().await.map_err(|e| format!("cannot reach store {}: {e}", args.store))?;
-    let config = ApiConfig { namespace: args.namespace.clone() };
+    let config = ApiConfig { namespace: args.namespace.clone(), root_dialect: args.root_dialect };
     let api = Arc::new(Api::new(Engine::new(store, SystemEnv), config));
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let addr =
-        listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
-    info!(
-        addr = %addr,
-        store = %args.store,
-        namespace = %args.namespace,
-        max_connections = args.max_connections,
-        "edgeq listening"
-    );
-    let options = ServeOptions { max_connections: args.max_connections, ..ServeOptions::default() };
-    serve_with(listener, api, options, shutdown_signal())
-        .await
-        .map_err(|e| format!("server failed: {e}"))?;
+    // Bind every listener before serving any, so a bad address fails at startup.
+    let mut listeners = Vec::new();
+    for l in &args.listen {
+        let listener = tokio::net::TcpListener::bind(&l.addr)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", l.addr))?;
+        listeners.push((listener, l.dialect));
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    for (listener, dialect) in listeners {
+        let addr =
+            listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
+        let root = dialect.or(args.root_dialect).map_or("none", Dialect::name);
+        info!(
+            addr = %addr,
+            root_dialect = root,
+            store = %args.store,
+            namespace = %args.namespace,
+            max_connections = args.max_connections,
+            "edgeq listening"
+        );
+        let options = ServeOptions {
+            max_connections: args.max_connections,
+            root_dialect: dialect,
+            ..ServeOptions::default()
+        };
+        let mut stopped = stopped.clone();
+        let shutdown = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        servers.spawn(serve_with(listener, api.clone(), options, shutdown));
+    }
+    drop(api);
+    // Serve until the signal, or until a listener fails (then stop the others too).
+    let early = tokio::select! {
+        () = shutdown_signal() => None,
+        Some(done) = servers.join_next() => Some(done),
+    };
+    let _ = stop.send(true);
+    for done in early.into_iter().chain(servers.join_all().await.into_iter().map(Ok)) {
+        done.map_err(|e| format!("server task failed: {e}"))?
+            .map_err(|e| format!("server failed: {e}"))?;
+    }
     // The last `Api` reference is gone: dropping the store has persisted it.
     info!("edgeq stopped");
     Ok(())
+}
+
+/// One `--listen` value: `[DIALECT=]ADDR`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Listen {
+    /// The dialect served at `/` on this listener, if named.
+    dialect: Option<Dialect>,
+    /// The address to bind.
+    addr: String,
+}
+
+impl FromStr for Listen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once('=') {
+            None => Ok(Listen { dialect: None, addr: s.to_owned() }),
+            Some((dialect, addr)) => {
+                let dialect = dialect.parse().map_err(|e| format!("{e}"))?;
+                Ok(Listen { dialect: Some(dialect), addr: addr.to_owned() })
+            }
+        }
+    }
 }
 
 /// Completes on ctrl-c or (on Unix) SIGTERM.
@@ -129,4 +185,37 @@ async fn shutdown_signal() {
         () = terminate => {}
     }
     info!("shutting down: finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_takes_an_optional_dialect() {
+        let l: Listen = "127.0.0.1:80".parse().unwrap();
+        assert_eq!(l, Listen { dialect: None, addr: "127.0.0.1:80".into() });
+        let l: Listen = "rest_queue=127.0.0.1:5000".parse().unwrap();
+        assert_eq!(l, Listen { dialect: Some(Dialect::RestQueue), addr: "127.0.0.1:5000".into() });
+        assert!("queuey=127.0.0.1:5000".parse::<Listen>().unwrap_err().contains("unknown dialect"));
+    }
+
+    #[test]
+    fn listen_repeats_and_splits_on_commas() {
+        let cli = Cli::try_parse_from([
+            "edgeq",
+            "serve",
+            "--listen",
+            "127.0.0.1:1,memfifo=127.0.0.1:2",
+            "--listen",
+            "rest_queue=127.0.0.1:3",
+            "--root-dialect",
+            "memfifo",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command;
+        let dialects: Vec<_> = args.listen.iter().map(|l| l.dialect).collect();
+        assert_eq!(dialects, [None, Some(Dialect::Memfifo), Some(Dialect::RestQueue)]);
+        assert_eq!(args.root_dialect, Some(Dialect::Memfifo));
+    }
 }

@@ -4,6 +4,8 @@
 //!   future. A semaphore caps open connections: the loop waits for a permit before
 //!   it accepts, so past the cap new clients wait in the kernel's backlog.
 //! - Each connection is served by hyper 1.x over HTTP/1.1 with keep-alive.
+//! - A listener may serve a dialect at `/` ([`ServeOptions::root_dialect`]): each of
+//!   its requests carries that [`Dialect`] in its extensions, where the `Api` looks.
 //! - Each request: the body limit comes from [`Api::body_limit`]; a declared
 //!   `Content-Length` over it is answered 413 without reading a byte of the body,
 //!   and a body that streams past it (chunked) is cut off and answered 413 too, so no
@@ -20,7 +22,7 @@
 //!   [`serve`] returns once every connection and request task has ended.
 
 use bytes::Bytes;
-use edgeq::api::Api;
+use edgeq::api::{Api, Dialect};
 use edgeq::engine::Env;
 use edgeq::store::Store;
 use http::{Method, Request, Response, StatusCode};
@@ -46,11 +48,18 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// How long a client may take to send a request's headers. Default 30 s.
     pub header_read_timeout: Duration,
+    /// The dialect this listener serves at `/`, over the `Api`'s own choice.
+    /// Default `None` (the `Api`'s configuration decides).
+    pub root_dialect: Option<Dialect>,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        Self { max_connections: 1024, header_read_timeout: Duration::from_secs(30) }
+        Self {
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(30),
+            root_dialect: None,
+        }
     }
 }
 
@@ -117,7 +126,8 @@ pub async fn serve_with<S: Store + 'static, E: Env + 'static>(
             }
         };
         let _ = stream.set_nodelay(true);
-        let ctx = Ctx { api: api.clone(), peer, _done: done_tx.clone() };
+        let ctx =
+            Ctx { api: api.clone(), peer, root: options.root_dialect, _done: done_tx.clone() };
         tokio::spawn(connection(ctx, http.clone(), stream, permit, stop_rx.clone()));
     }
 
@@ -141,6 +151,7 @@ struct Http {
 struct Ctx<S, E> {
     api: Arc<Api<S, E>>,
     peer: SocketAddr,
+    root: Option<Dialect>,
     _done: mpsc::Sender<()>,
 }
 
@@ -185,7 +196,10 @@ async fn respond<S: Store + 'static, E: Env + 'static>(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    if let Some(dialect) = ctx.root {
+        parts.extensions.insert(dialect);
+    }
     let limit = ctx.api.body_limit(&parts);
     let res = match collect_limited(body, limit).await {
         Err(BodyError::TooLarge) => Api::<S, E>::payload_too_large(limit),

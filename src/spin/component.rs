@@ -12,6 +12,8 @@ use spin_sdk::wit::wasi::config::store as config;
 /// Configuration variables the component reads (declared in `spin.toml`), with
 /// the value used when the host has none.
 const NAMESPACE: (&str, &str) = ("namespace", "default");
+/// The dialect served at `/`; empty for none.
+const ROOT_DIALECT: (&str, &str) = ("root_dialect", "");
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
@@ -48,7 +50,14 @@ async fn answer(req: IncomingRequest) -> http::Response<Bytes> {
         Ok(store) => store,
         Err(e) => return error(503, "store_unavailable", &e.to_string()),
     };
-    let config = ApiConfig { namespace: variable(NAMESPACE) };
+    let root_dialect = match variable(ROOT_DIALECT).as_str() {
+        "" => None,
+        name => match name.parse() {
+            Ok(dialect) => Some(dialect),
+            Err(e) => return error(500, "internal", &format!("variable root_dialect: {e}")),
+        },
+    };
+    let config = ApiConfig { namespace: variable(NAMESPACE), root_dialect };
     let api = Api::new(Engine::new(store, SpinEnv), config);
 
     let limit = api.body_limit(&parts);

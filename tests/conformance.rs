@@ -8,7 +8,8 @@
 //! - Tests are named `<host>::<scenario>` (scenario names are unique), so
 //!   `cargo test --test conformance native_redb::` runs one host.
 //!
-//! The contract checked here is `docs/api-v1.md`.
+//! The contract checked here is `docs/api-v1.md`, and the dialects' specs
+//! (`rest_queue.rs`, `memfifo.rs`, `mounting.rs`).
 
 mod support;
 
@@ -20,12 +21,18 @@ mod errors;
 mod exchanges;
 #[path = "conformance/leases.rs"]
 mod leases;
+#[path = "conformance/memfifo.rs"]
+mod memfifo;
 #[path = "conformance/messages.rs"]
 mod messages;
+#[path = "conformance/mounting.rs"]
+mod mounting;
 #[path = "conformance/ops.rs"]
 mod ops;
 #[path = "conformance/queues.rs"]
 mod queues;
+#[path = "conformance/rest_queue.rs"]
+mod rest_queue;
 
 /// One test module per host; one test per scenario in it.
 macro_rules! for_host {
@@ -106,5 +113,18 @@ conformance! {
         exchanges::topic_and_fanout_exchanges,
         exchanges::publish_with_idempotency_key_stores_once_per_queue,
         exchanges::exchange_errors_store_nothing,
+        rest_queue::rest_queue_create_push_pop_items_delete,
+        rest_queue::rest_queue_missing_queues_are_404,
+        rest_queue::rest_queue_names_are_any_text_rendered_with_repr,
+        rest_queue::rest_queue_push_body_rules,
+        rest_queue::rest_queue_safe_delete,
+        rest_queue::rest_queue_redirects_405_404_and_docs,
+        rest_queue::rest_queue_concurrent_creates_have_one_winner,
+        memfifo::memfifo_create_get_list_delete,
+        memfifo::memfifo_invalid_creates_are_400,
+        memfifo::memfifo_submit_and_read_round_trip,
+        memfifo::memfifo_client_id_limits_and_missing_queues,
+        mounting::messages_flow_across_route_sets,
+        mounting::dialects_live_under_their_prefixes,
     ]
 }

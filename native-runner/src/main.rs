@@ -102,7 +102,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         let root = dialect.or(args.root_dialect).map_or("none", Dialect::name);
         info!(
             addr = %addr,
-            root_dialect = root,
+            root_dialect = %root,
             store = %args.store,
             namespace = %args.namespace,
             max_connections = args.max_connections,

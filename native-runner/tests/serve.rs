@@ -3,7 +3,8 @@
 //! What the host itself promises is checked here: the server answers, refuses
 //! oversized bodies before reading them, shuts down gracefully, the `edgeq` binary
 //! restarts on its redb file after `kill -9` and stops cleanly on SIGTERM, and every
-//! send it acknowledged with a 2xx survives a `kill -9`. Queue behaviour as such is
+//! send it acknowledged with a 2xx survives a `kill -9`; each `--listen DIALECT=ADDR`
+//! (or `--root-dialect`) serves its dialect at `/`. Queue behaviour as such is
 //! the workspace's black-box conformance suite's job.
 
 use edgeq::api::{Api, ApiConfig};
@@ -178,13 +179,21 @@ async fn shutdown_lets_an_in_flight_request_finish() {
 struct Binary {
     child: Child,
     addr: SocketAddr,
+    /// Every listener announced: its address and the dialect it serves at `/`.
+    listeners: Vec<(SocketAddr, String)>,
     log: std::sync::mpsc::Receiver<String>,
 }
 
 impl Binary {
     fn start(store: &str) -> Self {
+        Self::start_with(&["--listen", "127.0.0.1:0", "--store", store], 1)
+    }
+
+    /// `edgeq serve ARGS`, once it has announced `listeners` listeners.
+    fn start_with(args: &[&str], listeners: usize) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_edgeq"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--store", store])
+            .arg("serve")
+            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -201,16 +210,19 @@ impl Binary {
                 }
             }
         });
-        let addr = loop {
-            let line = log.recv_timeout(HANG_GUARD).expect("edgeq exited or hung before listening");
-            if let Some(rest) = line.split_once("addr=").map(|(_, r)| r) {
-                if line.contains("edgeq listening") {
-                    let addr = rest.split_whitespace().next().unwrap();
-                    break addr.parse().unwrap();
-                }
-            }
+        let field = |line: &str, name: &str| {
+            let rest = line.split_once(&format!("{name}=")).map(|(_, r)| r)?;
+            rest.split_whitespace().next().map(str::to_owned)
         };
-        Binary { child, addr, log }
+        let mut announced = Vec::new();
+        while announced.len() < listeners {
+            let line = log.recv_timeout(HANG_GUARD).expect("edgeq exited or hung before listening");
+            if line.contains("edgeq listening") {
+                let addr = field(&line, "addr").unwrap().parse().unwrap();
+                announced.push((addr, field(&line, "root_dialect").unwrap_or_default()));
+            }
+        }
+        Binary { child, addr: announced[0].0, listeners: announced, log }
     }
 
     /// Waits for the child to exit (it must, within the hang guard).
@@ -325,4 +337,71 @@ fn acknowledged_sends_survive_kill_9() {
     assert_eq!(popped, sent);
     server.child.kill().unwrap();
     server.child.wait().unwrap();
+}
+
+#[test]
+fn listeners_serve_their_dialect_at_the_root() {
+    let mut server = Binary::start_with(
+        &[
+            "--store",
+            "memory",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen",
+            "rest_queue=127.0.0.1:0,memfifo=127.0.0.1:0",
+        ],
+        3,
+    );
+    let roots: Vec<&str> = server.listeners.iter().map(|(_, d)| d.as_str()).collect();
+    assert_eq!(roots, ["none", "rest_queue", "memfifo"]);
+    let (plain, rest_queue, memfifo) =
+        (server.listeners[0].0, server.listeners[1].0, server.listeners[2].0);
+
+    // The rest_queue listener: rest_queue at `/`, its prefix and the root routes too.
+    let (status, body) = request_std(rest_queue, "POST", "/queues/q1", b"");
+    assert_eq!((status, body.as_slice()), (201, &br#"{"message":"created 'q1'"}"#[..]));
+    let (status, _) = request_std(rest_queue, "POST", "/queues/q1/push?value=hello", b"");
+    assert_eq!(status, 200);
+    assert_eq!(request_std(rest_queue, "GET", "/rest_queue/queues", b"").0, 200);
+    assert_eq!(request_std(rest_queue, "GET", "/v1/queues/q1", b"").0, 200);
+    assert_eq!(healthz_over_std(rest_queue), 200);
+
+    // The memfifo listener sees the same queue at `/`.
+    let (status, body) = request_std(memfifo, "GET", "/queues/q1", b"");
+    assert_eq!(status, 200);
+    assert!(body.starts_with(br#"{"name":"q1","driver":"memfifo""#), "{body:?}");
+
+    // The plain listener has no dialect at `/`, only under the prefixes.
+    assert_eq!(request_std(plain, "GET", "/queues", b"").0, 404);
+    let (status, body) = request_std(plain, "POST", "/rest_queue/queues/q1/pop", b"");
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        br#"{"message":"pop from queue 'q1'","data":"hello","remaining_queue_size":0}"#
+    );
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
+
+#[test]
+fn root_dialect_applies_to_listeners_that_name_none() {
+    let mut server = Binary::start_with(
+        &["--store", "memory", "--listen", "127.0.0.1:0", "--root-dialect", "memfifo"],
+        1,
+    );
+    assert_eq!(server.listeners[0].1, "memfifo");
+    let (status, body) = request_std(server.addr, "GET", "/queues", b"");
+    assert_eq!((status, body.as_slice()), (200, &b"[]"[..]));
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    // An unknown dialect is refused at startup.
+    let refused = Command::new(env!("CARGO_BIN_EXE_edgeq"))
+        .args(["serve", "--store", "memory", "--listen", "queuey=127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!refused.success());
 }

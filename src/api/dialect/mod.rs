@@ -194,6 +194,11 @@ async fn size<S: Store, E: Env>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{Api, ApiConfig};
+    use crate::engine::ManualEnv;
+    use crate::store::MemoryStore;
+    use futures::executor::block_on;
+    use http::Request;
 
     #[test]
     fn dialects_parse_and_print_their_names() {
@@ -217,5 +222,70 @@ mod tests {
         assert_eq!((m.dialect, m.prefix, m.rest), (Dialect::Memfifo, "", "/queues"));
         let m = mount("/rest_queue/queues", Some(Dialect::Memfifo)).unwrap();
         assert_eq!(m.dialect, Dialect::RestQueue, "prefixes win over the root dialect");
+    }
+
+    fn api(root: Option<Dialect>) -> Api<MemoryStore, ManualEnv> {
+        let config = ApiConfig { root_dialect: root, ..ApiConfig::default() };
+        Api::new(Engine::new(MemoryStore::new(), ManualEnv::new(1_700_000_000_000, 7)), config)
+    }
+
+    fn call(api: &Api<MemoryStore, ManualEnv>, req: Request<Bytes>) -> (u16, Bytes) {
+        let res = block_on(api.handle(req));
+        (res.status().as_u16(), res.body().clone())
+    }
+
+    fn req(method: &str, uri: &str, body: &[u8]) -> Request<Bytes> {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("client-id", "t")
+            .header("content-type", "application/json")
+            .body(Bytes::copy_from_slice(body))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_root_dialect_comes_from_the_request_or_the_config() {
+        let plain = api(None);
+        assert_eq!(call(&plain, req("GET", "/queues", b"")).0, 404);
+        let mut r = req("GET", "/queues", b"");
+        r.extensions_mut().insert(Dialect::Memfifo);
+        assert_eq!(call(&plain, r), (200, Bytes::from_static(b"[]")));
+        let rooted = api(Some(Dialect::RestQueue));
+        let (s, body) = call(&rooted, req("GET", "/queues", b""));
+        assert_eq!((s, &body[..]), (200, &br#"{"message":"list of queue names","items":[]}"#[..]));
+        assert_eq!(call(&rooted, req("GET", "/v1/queues", b"")).0, 200, "v1 wins over the root");
+        let message = req("POST", "/memfifo/queues/q/messages", b"");
+        assert_eq!(rooted.body_limit(&message.into_parts().0), MESSAGE_BODY_LIMIT);
+        let mut push = req("POST", "/queues/q/push", b"");
+        push.extensions_mut().insert(Dialect::RestQueue);
+        assert_eq!(plain.body_limit(&push.into_parts().0), MESSAGE_BODY_LIMIT);
+    }
+
+    #[test]
+    fn hostile_inputs_never_panic_and_store_nothing() {
+        let a = api(None);
+        let junk: [&[u8]; 6] = [b"", b"\0", b"\xff\xfe{", b"[[[[[[", b"{\"name\":null}", b"1e999"];
+        let uris = [
+            "/rest_queue/queues/%FF%FE/pop",
+            "/rest_queue/queues/%00/push?value=%FF",
+            "/rest_queue/queues/q/pop",
+            "/rest_queue/queues/..%2F../push",
+            "/rest_queue/queues/q/push?safe_delete=%00",
+            "/memfifo/queues",
+            "/memfifo/queues/%FF/messages",
+            "/memfifo/queues/q/messages",
+        ];
+        for uri in uris {
+            for body in junk {
+                for m in ["GET", "POST", "DELETE", "PUT"] {
+                    let (s, _) = call(&a, req(m, uri, body));
+                    assert!(s < 500, "{m} {uri}: {s}");
+                }
+            }
+        }
+        // (Reads may leave zero counters behind; no queue may appear.)
+        let (_, listed) = call(&a, req("GET", "/memfifo/queues", b""));
+        assert_eq!(&listed[..], b"[]", "nothing was created");
     }
 }

@@ -14,6 +14,9 @@
 //! - [`redis_store`]: the store several servers (and Spin instances) share.
 //! - `env`: [`SystemEnv`], the real clock, entropy and timer.
 //! - [`testing`]: helpers for tests (a private `redis-server` per test).
+//! - [`client`]: the typed HTTP client of the v1 API, the project's only one.
+//! - [`cli`]: the client commands of the `edgeq` binary, over [`client`].
+//! - `signal`: [`ctrl_c_or_sigterm`], the stop signal of `serve` and `consume`.
 //!
 //! Everything queue-related lives in the `edgeq` crate; this crate only converts.
 //! It is a library as well as the `edgeq` binary so that tests (here and in the
@@ -21,10 +24,13 @@
 //! listener.
 #![warn(missing_docs)]
 
+pub mod cli;
+pub mod client;
 mod env;
 pub mod redb_store;
 pub mod redis_store;
 mod server;
+mod signal;
 mod store;
 pub mod testing;
 
@@ -32,4 +38,5 @@ pub use env::SystemEnv;
 pub use redb_store::RedbStore;
 pub use redis_store::RedisStore;
 pub use server::{serve, serve_with, ServeOptions};
+pub use signal::ctrl_c_or_sigterm;
 pub use store::{NativeStore, StoreSpec, StoreSpecError, DEFAULT_STORE_PATH};

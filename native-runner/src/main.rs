@@ -1,9 +1,10 @@
-//! `edgeq`: the native edgeq server (`edgeq serve`) and, later, its client commands.
+//! `edgeq`: the native edgeq server (`edgeq serve`) and its client commands
+//! (`edgeq queues list`, `edgeq consume`, ...: [`edgeq_native::cli`]).
 //!
 //! `main` stays thin: parse flags, open the store, build the `Api`, bind, and hand
 //! everything to [`edgeq_native::serve_with`] with ctrl-c / SIGTERM as the shutdown
-//! signal. Logs go to stderr; `RUST_LOG` filters them (default `info`; `debug`
-//! adds one line per request).
+//! signal; client commands go to [`edgeq_native::cli::run`]. Logs go to stderr;
+//! `RUST_LOG` filters them (default `info`; `debug` adds one line per request).
 
 use clap::{Args, Parser, Subcommand};
 use edgeq::api::{Api, ApiConfig, Dialect};
@@ -19,6 +20,8 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(name = "edgeq", version, about)]
 struct Cli {
+    #[command(flatten)]
+    client: edgeq_native::cli::ClientArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -28,6 +31,8 @@ struct Cli {
 enum Command {
     /// Runs the HTTP server until ctrl-c or SIGTERM.
     Serve(ServeArgs),
+    #[command(flatten)]
+    Client(edgeq_native::cli::Command),
 }
 
 /// Flags of `edgeq serve`.
@@ -61,6 +66,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Client(command) => return edgeq_native::cli::run(cli.client, command),
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -68,10 +77,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
-    };
-    match result {
+    match runtime.block_on(serve(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             error!("{message}");
@@ -159,31 +165,7 @@ impl FromStr for Listen {
 
 /// Completes on ctrl-c or (on Unix) SIGTERM.
 async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            error!(error = %e, "cannot listen for ctrl-c");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
-            }
-            Err(e) => {
-                error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
+    edgeq_native::ctrl_c_or_sigterm().await;
     info!("shutting down: finishing in-flight requests");
 }
 

@@ -88,7 +88,7 @@ impl Error {
         match self {
             Error::Transport { .. } => true,
             Error::Api { status, code, .. } => {
-                *status == StatusCode::SERVICE_UNAVAILABLE || code == "idempotency_in_progress"
+                *status == StatusCode::SERVICE_UNAVAILABLE || transient_code(code)
             }
             Error::InvalidUrl { .. } | Error::Unexpected { .. } => false,
         }
@@ -110,6 +110,19 @@ pub struct ApiError {
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
+}
+
+impl ApiError {
+    /// Whether the same request may succeed later (the store was unavailable or
+    /// contended, or the first send with this `Idempotency-Key` has not finished).
+    pub fn is_transient(&self) -> bool {
+        transient_code(&self.code)
+    }
+}
+
+/// The error codes the API answers with `Retry-After`.
+fn transient_code(code: &str) -> bool {
+    matches!(code, "store_unavailable" | "contention" | "idempotency_in_progress")
 }
 
 /// A queue: its configuration and, from [`Client::get_queue`] and

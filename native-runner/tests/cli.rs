@@ -1,14 +1,19 @@
 //! The `edgeq` client commands, run as the real binary against a real server on
 //! loopback (in-process, memory store): each subcommand's output and exit code,
 //! sends from an argument, a file and stdin, and the consume loop (stdout,
-//! `--exec` with a failure retried after its nack, SIGTERM).
+//! `--exec` with a failure retried after its nack, SIGTERM). Then seed 001 end to
+//! end: the `user-events` example publishes one event per call and the CLI
+//! consumes them, including after a consumer died before acking.
 
 use edgeq::api::{Api, ApiConfig};
 use edgeq::engine::Engine;
+use edgeq_native::client::Client;
 use edgeq_native::{serve, NativeStore, StoreSpec, SystemEnv};
-use serde_json::Value;
+use serde_json::{json, Value};
+use std::future::Future;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::pin::Pin;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -17,7 +22,10 @@ use std::time::{Duration, Instant};
 /// Guards against a hung test only; nothing asserts on how long anything takes.
 const HANG_GUARD: Duration = Duration::from_secs(60);
 
-/// An edgeq server on a loopback port, on its own thread, stopped when dropped.
+/// What a [`Server`] is given to stop on.
+type Stop = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A server on a loopback port, on its own thread, stopped when dropped.
 struct Server {
     url: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -25,7 +33,22 @@ struct Server {
 }
 
 impl Server {
+    /// edgeq over the memory store.
     fn start() -> Self {
+        Self::run(|listener, stop| async move {
+            let store = NativeStore::open(&StoreSpec::Memory).unwrap();
+            let api = Arc::new(Api::new(Engine::new(store, SystemEnv), ApiConfig::default()));
+            serve(listener, api, stop).await.unwrap();
+        })
+    }
+
+    /// Runs `server` on a loopback listener on its own thread; the future it is
+    /// given completes when the [`Server`] is dropped.
+    fn run<F, S>(server: S) -> Self
+    where
+        S: FnOnce(tokio::net::TcpListener, Stop) -> F + Send + 'static,
+        F: Future<Output = ()>,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -35,13 +58,13 @@ impl Server {
                 tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let store = NativeStore::open(&StoreSpec::Memory).unwrap();
-                let api = Arc::new(Api::new(Engine::new(store, SystemEnv), ApiConfig::default()));
-                serve(listener, api, async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
+                server(
+                    listener,
+                    Box::pin(async move {
+                        let _ = stopped.await;
+                    }),
+                )
+                .await;
             });
         });
         Server { url, stop: Some(stop), thread: Some(thread) }
@@ -409,4 +432,139 @@ fn the_key_is_sent_as_a_bearer_token_and_a_foreign_answer_is_reported() {
     assert!(head.contains("\r\nauthorization: bearer s3cret\r\n"), "{head}");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(out.stderr.contains("unexpected answer") && out.stderr.contains("no edgq"), "{out:?}");
+}
+
+/// The `user-events` example publishing to `edgeq` (declared first: requests wait
+/// in the listener's backlog until it is done).
+fn user_events(edgeq_url: &str) -> Server {
+    let client = Client::new(edgeq_url, None).unwrap();
+    Server::run(move |listener, stop| async move {
+        user_events::declare(&client).await.unwrap();
+        user_events::serve(listener, user_events::App::new(client), stop).await.unwrap();
+    })
+}
+
+/// One call to the example: the status and the JSON body (`Null` when empty).
+fn call(method: &str, url: &str, body: &str) -> (u16, Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response =
+            reqwest::Client::new().request(method, url).body(body.to_owned()).send().await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.bytes().await.unwrap();
+        let json =
+            if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).unwrap() };
+        (status, json)
+    })
+}
+
+#[test]
+fn user_events_publishes_one_event_per_call_and_the_cli_consumes_them() {
+    let edgeq = Server::start();
+    let app = user_events(&edgeq.url);
+    let users = format!("{}/users", app.url);
+    let john = format!("{users}/john.doe@user.com");
+    let created = json!({"email": "john.doe@user.com", "first_name": "Doe", "last_name": "John"});
+    let updated = json!({"email": "john.doe@user.com", "first_name": "Done", "last_name": "John"});
+
+    // Bad input and missing users: refused, nothing published.
+    for bad in [
+        r#"{"first_name": "Doe", "last_name": "John"}"#,
+        r#"{"email": 7, "first_name": "Doe", "last_name": "John"}"#,
+        r#"{"email": "nobody", "first_name": "Doe", "last_name": "John"}"#,
+        r#"{"email": "a@b", "first_name": "Doe", "last_name": "John", "age": 3}"#,
+        "not json",
+    ] {
+        let (status, body) = call("POST", &users, bad);
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    assert_eq!(call("GET", &john, "").0, 404);
+
+    // The four calls.
+    assert_eq!(call("POST", &users, &created.to_string()), (201, created.clone()));
+    assert_eq!(call("POST", &users, &created.to_string()).0, 409);
+    assert_eq!(call("GET", &john, ""), (200, created.clone()));
+    assert_eq!(call("PATCH", &john, r#"{"last_name": 1}"#).0, 400);
+    assert_eq!(call("PATCH", &john, r#"{"first_name": "Done"}"#), (200, updated.clone()));
+    assert_eq!(call("DELETE", &john, ""), (204, Value::Null));
+    assert_eq!(call("DELETE", &john, "").0, 404);
+
+    let table = edgeq.ok(&["queues", "list"]);
+    assert!(table.lines().any(|l| l.split_whitespace().eq(["user", "4", "0"])), "{table}");
+    let consumed = edgeq.ok(&["--json", "consume", "user", "--max", "4"]);
+    let events: Vec<Value> = consumed
+        .lines()
+        .map(|line| {
+            let envelope: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(envelope["content_type"], "application/json");
+            serde_json::from_str(envelope["body"].as_str().unwrap()).unwrap()
+        })
+        .collect();
+    let expected = [
+        ("user.created", &created),
+        ("user.fetched", &created),
+        ("user.updated", &updated),
+        ("user.deleted", &updated),
+    ];
+    assert_eq!(events.len(), expected.len(), "{consumed}");
+    for (event, (name, context)) in events.iter().zip(expected) {
+        assert_eq!(event["event"], name, "{event}");
+        assert_eq!(&event["context"], context, "{event}");
+        assert_eq!(event["queue"], "user");
+        let created_at = event["created_at"].as_str().unwrap();
+        assert!(created_at.len() == 24 && created_at.as_bytes()[10] == b'T', "{created_at}");
+        assert!(created_at.ends_with('Z'), "{created_at}");
+    }
+    assert_eq!(edgeq.depth("user"), (0, 0));
+
+    // edgeq refuses the publish (nothing bound): 503, and the user is not created.
+    edgeq.ok(&["exchanges", "unbind", "my-exchange", "user", "--key", "user"]);
+    let jane = json!({"email": "jane@user.com", "first_name": "Jane", "last_name": "Roe"});
+    let (status, body) = call("POST", &users, &jane.to_string());
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "events_unavailable");
+    edgeq.ok(&["exchanges", "bind", "my-exchange", "user", "--key", "user"]);
+    assert_eq!(call("GET", &format!("{users}/jane@user.com"), "").0, 404);
+    assert_eq!(edgeq.depth("user"), (0, 0));
+
+    // A consumer killed before it acks: the next run gets the same event again.
+    assert_eq!(call("POST", &users, &jane.to_string()).0, 201);
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("seen");
+    let mut killed = edgeq.edgeq(&[
+        "consume",
+        "user",
+        "--visibility-timeout",
+        "1",
+        "--exec",
+        r#"echo "$EDGEQ_MESSAGE_ID" > "$SEEN"; kill -9 "$PPID""#,
+    ]);
+    killed.env("SEEN", &seen);
+    let out = run(killed, None);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(9), "{out:?}");
+    let seen = std::fs::read_to_string(&seen).unwrap();
+    let again = edgeq.json(&["consume", "user", "--max", "1"]);
+    assert_eq!(again["id"].as_str(), Some(seen.trim()));
+    assert_eq!(again["receive_count"], 2);
+    let event: Value = serde_json::from_str(again["body"].as_str().unwrap()).unwrap();
+    assert_eq!((&event["event"], &event["context"]), (&json!("user.created"), &jane));
+    assert_eq!(edgeq.depth("user"), (0, 0));
+}
+
+#[test]
+fn user_events_answers_503_and_changes_nothing_when_edgeq_is_down() {
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let client = Client::new(&format!("http://{closed}"), None).unwrap();
+    let app = Server::run(move |listener, stop| async move {
+        user_events::serve(listener, user_events::App::new(client), stop).await.unwrap();
+    });
+    let users = format!("{}/users", app.url);
+    let john = json!({"email": "john@user.com", "first_name": "John", "last_name": "Doe"});
+    let (status, body) = call("POST", &users, &john.to_string());
+    assert_eq!(status, 503, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("cannot publish user.created: cannot reach edgeq"), "{message}");
+    assert_eq!(call("GET", &format!("{users}/john@user.com"), "").0, 404);
 }

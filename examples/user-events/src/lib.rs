@@ -371,8 +371,10 @@ fn refused(refusal: Refusal) -> Response<Full<Bytes>> {
 
 fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Full<Bytes>> {
     let mut response = empty_response(status);
-    // Serializing a `User` or a `json!` value cannot fail.
-    *response.body_mut() = Full::new(Bytes::from(serde_json::to_vec(value).unwrap_or_default()));
+    // Serializing a `User` or a `json!` value cannot fail. The newline is for curl.
+    let mut body = serde_json::to_vec(value).unwrap_or_default();
+    body.push(b'\n');
+    *response.body_mut() = Full::new(Bytes::from(body));
     response
         .headers_mut()
         .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));

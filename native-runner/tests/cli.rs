@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::pin::Pin;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -151,6 +151,19 @@ fn reader(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
         pipe.read_to_string(&mut text).unwrap();
         text
     })
+}
+
+/// The lines `pipe` delivers, as they come.
+fn lines(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (send, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            if send.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    lines
 }
 
 /// Waits for `child`; kills it and fails the test past [`HANG_GUARD`].
@@ -319,15 +332,12 @@ fn consume_prints_to_stdout_and_stops_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line, "first\n");
+    let lines = lines(child.stdout.take().unwrap());
+    let next_line = || lines.recv_timeout(HANG_GUARD).expect("a line from edgeq consume");
+    assert_eq!(next_line(), "first");
     // A second message arrives while it long-polls.
     server.ok(&["send", "q", "second"]);
-    line.clear();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line, "second\n");
+    assert_eq!(next_line(), "second");
 
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
@@ -338,8 +348,11 @@ fn consume_prints_to_stdout_and_stops_on_sigterm() {
     assert_eq!(stderr, "consumed 2, failed 0\n");
     assert_eq!(server.depth("q"), (0, 0));
 
-    server.ok(&["send", "q", "third"]);
-    let out = server.ok(&["--json", "consume", "q", "--max", "1"]);
+    // Another queue: the poll the stopped consumer left in flight may still lease
+    // what `q` gets next, until its lease ends.
+    server.ok(&["queues", "create", "q2"]);
+    server.ok(&["send", "q2", "third"]);
+    let out = server.ok(&["--json", "consume", "q2", "--max", "1"]);
     let envelope: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(envelope["body"], "third");
 }
@@ -412,8 +425,20 @@ fn the_key_is_sent_as_a_bearer_token_and_a_foreign_answer_is_reported() {
     // A fake server: it records one request and answers a non-edgeq 502.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
     let fake = thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
+        let start = Instant::now();
+        let mut conn = loop {
+            match listener.accept() {
+                Ok((conn, _)) => break conn,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(start.elapsed() < HANG_GUARD, "edgeq never connected");
+                    thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        conn.set_nonblocking(false).unwrap();
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") {
@@ -427,10 +452,10 @@ fn the_key_is_sent_as_a_bearer_token_and_a_foreign_answer_is_reported() {
         String::from_utf8(head).unwrap().to_lowercase()
     });
     let out = run(edgeq(&url, &["--key", "s3cret", "queues", "get", "q"]), None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
     let head = fake.join().unwrap();
     assert!(head.starts_with("get /v1/queues/q http/1.1\r\n"), "{head}");
     assert!(head.contains("\r\nauthorization: bearer s3cret\r\n"), "{head}");
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(out.stderr.contains("unexpected answer") && out.stderr.contains("no edgq"), "{out:?}");
 }
 
@@ -449,8 +474,8 @@ fn call(method: &str, url: &str, body: &str) -> (u16, Value) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let response =
-            reqwest::Client::new().request(method, url).body(body.to_owned()).send().await.unwrap();
+        let client = reqwest::Client::builder().timeout(HANG_GUARD).build().unwrap();
+        let response = client.request(method, url).body(body.to_owned()).send().await.unwrap();
         let status = response.status().as_u16();
         let body = response.bytes().await.unwrap();
         let json =

@@ -195,7 +195,7 @@ mod tests {
             "memfifo",
         ])
         .unwrap();
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else { panic!("not parsed as serve") };
         let dialects: Vec<_> = args.listen.iter().map(|l| l.dialect).collect();
         assert_eq!(dialects, [None, Some(Dialect::Memfifo), Some(Dialect::RestQueue)]);
         assert_eq!(args.root_dialect, Some(Dialect::Memfifo));

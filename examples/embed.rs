@@ -33,7 +33,8 @@ async fn main() -> wasmtime::Result<()> {
         .collect();
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    let host = WasmHost::serve(listener, HostOptions { component, variables, kv: None })?;
+    let host =
+        WasmHost::serve(listener, HostOptions { component, variables, ..HostOptions::default() })?;
     println!("edgeq component listening on http://{}", host.addr);
     // Serve until the process is stopped (ctrl-c).
     std::future::pending::<()>().await;

@@ -11,12 +11,17 @@
 //! - `wasi:keyvalue` 0.2.0-draft2 and `wasi:config/store`, generated with `bindgen!`
 //!   from `wit/` (`world host-extras`) and implemented over [`MemoryKv`], a
 //!   mutex-guarded map: every call, `increment` included, is atomic across all
-//!   instances.
+//!   instances. With [`HostOptions::redis`] the bucket lives in a Redis instead,
+//!   through `edgeq_native::RedisStore`, the store `edgeq serve --store redis://…`
+//!   uses: `increment` is `INCRBY` (atomic across instances, hosts and native
+//!   servers; counters as decimal text) and values are raw bytes, as in Spin's
+//!   Redis backend, so the component and native servers can share one Redis.
 //!
 //! A trap in the component (or in a host call) fails only its own request: the
 //! client gets a 500 and the host keeps serving.
 #![allow(dead_code)] // Each includer uses its own part of this module.
 
+use edgeq::store::Store as _;
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use std::collections::{BTreeMap, HashMap};
@@ -78,6 +83,11 @@ pub struct HostOptions {
     pub variables: Vec<(String, String)>,
     /// The store all instances share; `None` gives the host a fresh one.
     pub kv: Option<Arc<MemoryKv>>,
+    /// `redis://…`: keep the bucket in this Redis instead of in [`MemoryKv`] (which
+    /// then only injects traps). The engine's calls are all supported; `list-keys`
+    /// and compare-and-swap, which Spin's Redis backend offers but edgeq never
+    /// calls, answer an error.
+    pub redis: Option<String>,
 }
 
 /// Counters of what the host has served (tests read them; never timings).
@@ -128,10 +138,18 @@ impl WasmHost {
         variables.extend(options.variables.iter().cloned());
 
         let kv = options.kv.clone().unwrap_or_default();
+        let redis = match &options.redis {
+            None => None,
+            Some(url) => Some(Arc::new(
+                edgeq_native::RedisStore::open(url)
+                    .map_err(|e| wasmtime::Error::msg(e.to_string()))?,
+            )),
+        };
         let stats = Arc::new(HostStats::default());
         let shared = Arc::new(Shared {
             pre,
             kv: kv.clone(),
+            redis,
             variables: Arc::new(variables),
             stats: stats.clone(),
         });
@@ -252,6 +270,7 @@ pub fn shared_component() -> wasmtime::Result<(Engine, Component)> {
 struct Shared {
     pre: ProxyPre<HostState>,
     kv: Arc<MemoryKv>,
+    redis: Option<Arc<edgeq_native::RedisStore>>,
     variables: Arc<HashMap<String, String>>,
     stats: Arc<HostStats>,
 }
@@ -312,6 +331,7 @@ async fn run_instance(
             http: WasiHttpCtx::new(),
             hooks: NoOutbound,
             kv: shared.kv.clone(),
+            redis: shared.redis.clone(),
             variables: shared.variables.clone(),
         },
     );
@@ -366,6 +386,8 @@ struct HostState {
     http: WasiHttpCtx,
     hooks: NoOutbound,
     kv: Arc<MemoryKv>,
+    /// When set, the bucket lives here and `kv` only injects traps.
+    redis: Option<Arc<edgeq_native::RedisStore>>,
     variables: Arc<HashMap<String, String>>,
 }
 
@@ -511,6 +533,16 @@ pub struct KvCas {
 
 type KvResult<T> = wasmtime::Result<Result<T, store::Error>>;
 
+/// A failed Redis call as the component sees it.
+fn redis_error(e: edgeq::store::StoreError) -> store::Error {
+    store::Error::Other(e.0)
+}
+
+/// What the Redis bucket does not offer (edgeq never calls it).
+fn unsupported(what: &str) -> store::Error {
+    store::Error::Other(format!("{what} is not supported by this host's Redis bucket"))
+}
+
 impl store::Host for HostState {
     async fn open(&mut self, identifier: String) -> KvResult<Resource<KvBucket>> {
         self.kv.check_trap()?;
@@ -524,23 +556,35 @@ impl store::Host for HostState {
 impl store::HostBucket for HostState {
     async fn get(&mut self, _: Resource<KvBucket>, key: String) -> KvResult<Option<Vec<u8>>> {
         self.kv.check_trap()?;
+        if let Some(redis) = &self.redis {
+            return Ok(redis.get(&key).await.map_err(redis_error));
+        }
         Ok(Ok(self.kv.get(&key)))
     }
 
     async fn set(&mut self, _: Resource<KvBucket>, key: String, value: Vec<u8>) -> KvResult<()> {
         self.kv.check_trap()?;
+        if let Some(redis) = &self.redis {
+            return Ok(redis.set(&key, &value).await.map_err(redis_error));
+        }
         self.kv.lock().insert(key, Entry::Bytes(value));
         Ok(Ok(()))
     }
 
     async fn delete(&mut self, _: Resource<KvBucket>, key: String) -> KvResult<()> {
         self.kv.check_trap()?;
+        if let Some(redis) = &self.redis {
+            return Ok(redis.delete(&key).await.map_err(redis_error));
+        }
         self.kv.lock().remove(&key);
         Ok(Ok(()))
     }
 
     async fn exists(&mut self, _: Resource<KvBucket>, key: String) -> KvResult<bool> {
         self.kv.check_trap()?;
+        if let Some(redis) = &self.redis {
+            return Ok(redis.get(&key).await.map(|v| v.is_some()).map_err(redis_error));
+        }
         Ok(Ok(self.kv.lock().contains_key(&key)))
     }
 
@@ -550,6 +594,9 @@ impl store::HostBucket for HostState {
         cursor: Option<String>,
     ) -> KvResult<store::KeyResponse> {
         self.kv.check_trap()?;
+        if self.redis.is_some() {
+            return Ok(Err(unsupported("list-keys")));
+        }
         const PAGE: usize = 1000;
         let entries = self.kv.lock();
         let after = cursor.unwrap_or_default();
@@ -577,6 +624,9 @@ impl store::HostBucket for HostState {
 impl atomics::Host for HostState {
     async fn increment(&mut self, _: Resource<KvBucket>, key: String, delta: i64) -> KvResult<i64> {
         self.kv.check_trap()?;
+        if let Some(redis) = &self.redis {
+            return Ok(redis.increment(&key, delta).await.map_err(redis_error));
+        }
         Ok(self.kv.increment(&key, delta))
     }
 
@@ -609,6 +659,10 @@ impl atomics::Host for HostState {
 impl atomics::HostCas for HostState {
     async fn new(&mut self, _: Resource<KvBucket>, key: String) -> KvResult<Resource<KvCas>> {
         self.kv.check_trap()?;
+        if self.redis.is_some() {
+            // No handle is ever made, so `swap` never runs on a Redis bucket.
+            return Ok(Err(unsupported("compare-and-swap")));
+        }
         let seen = self.kv.get(&key);
         Ok(Ok(self.table.push(KvCas { key, seen })?))
     }
@@ -630,6 +684,15 @@ impl batch::Host for HostState {
         keys: Vec<String>,
     ) -> KvResult<Vec<(String, Option<Vec<u8>>)>> {
         self.kv.check_trap()?;
+        if let Some(redis) = &self.redis {
+            // Like Spin: only the keys found, in the order asked.
+            return Ok(redis.get_many(&keys).await.map_err(redis_error).map(|values| {
+                keys.into_iter()
+                    .zip(values)
+                    .filter_map(|(key, value)| Some((key, Some(value?))))
+                    .collect()
+            }));
+        }
         let entries = self.kv.lock();
         // Like Spin: only the keys found, in the order asked.
         let found = keys
@@ -648,6 +711,14 @@ impl batch::Host for HostState {
         key_values: Vec<(String, Vec<u8>)>,
     ) -> KvResult<()> {
         self.kv.check_trap()?;
+        if let Some(redis) = &self.redis {
+            for (key, value) in key_values {
+                if let Err(e) = redis.set(&key, &value).await {
+                    return Ok(Err(redis_error(e)));
+                }
+            }
+            return Ok(Ok(()));
+        }
         let mut entries = self.kv.lock();
         for (key, value) in key_values {
             entries.insert(key, Entry::Bytes(value));
@@ -657,6 +728,9 @@ impl batch::Host for HostState {
 
     async fn delete_many(&mut self, _: Resource<KvBucket>, keys: Vec<String>) -> KvResult<()> {
         self.kv.check_trap()?;
+        if let Some(redis) = &self.redis {
+            return Ok(redis.delete_many(&keys).await.map_err(redis_error));
+        }
         let mut entries = self.kv.lock();
         for key in keys {
             entries.remove(&key);

@@ -301,7 +301,7 @@ fn names_of_every_bad_kind_are_refused() {
             ("PUT", format!("/v1/queues/q?dead_letter_queue={name}")),
         ] {
             let what = format!("{method} {path}");
-            let outcome = send(server.addr, &request(&method, &path, &[], b"{}"));
+            let outcome = send(server.addr, &request(method, &path, &[], b"{}"));
             assert_api_error(&what, &outcome);
         }
         let body = format!("{{\"dead_letter_queue\": {:?}}}", name.replace("%20", " "));

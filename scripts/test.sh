@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, the deterministic simulation (SIM_SEEDS seeds
 # per mode, default 1000, so 2000 in all), the conformance suite against the native
-# server (memory, redb, Redis) and the wasm component in a wasmtime host, and the
-# native server's own tests. Needs only the Rust toolchain (rust-toolchain.toml
-# makes rustup install the pinned compiler and the wasm32-wasip2 target) and
-# Debian's apt, from which it installs redis-server when missing.
+# server (memory, redb, Redis) and the wasm component in a wasmtime host, the
+# native server's own tests (stress, kill -9 crash rounds: EDGEQ_CRASH_ROUNDS,
+# bad input), and a bounded run of the fuzz targets (FUZZ_SECONDS per target).
+# Needs only the Rust toolchain (rust-toolchain.toml makes rustup install the
+# pinned compiler and the wasm32-wasip2 target) and Debian's apt, from which it
+# installs redis-server when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The Redis store's tests (and the conformance suite's native_redis host) start
@@ -18,6 +20,15 @@ rustup target list --installed 2>/dev/null | grep -q wasm32-wasip2 || rustup tar
 # The wasm host tests load the release component; build it first so its compile
 # is not charged to a test's run time.
 cargo build --release --target wasm32-wasip2 -p edgeq
+# The fuzz targets on the stable toolchain (fuzz/README.md): FUZZ_SECONDS of
+# random inputs per target (default 30; 0 skips), after any saved corpus. A
+# panic fails the run and leaves its input in fuzz/artifacts/.
+if [ "${FUZZ_SECONDS:-30}" -gt 0 ]; then
+  for target in api engine; do
+    cargo run --release --manifest-path fuzz/Cargo.toml --target-dir "${CARGO_TARGET_DIR:-target}" \
+      --no-default-features --bin random -- "$target" "${FUZZ_SECONDS:-30}"
+  done
+fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

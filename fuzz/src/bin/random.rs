@@ -5,7 +5,8 @@
 //! nothing but the pinned toolchain, which is why CI runs it.
 //!
 //! ```sh
-//! cargo run --release --manifest-path fuzz/Cargo.toml --bin random -- api 30 [SEED]
+//! cargo run --release --manifest-path fuzz/Cargo.toml --no-default-features \
+//!     --bin random -- api 30 [SEED]
 //! ```
 //!
 //! A panic is written to `fuzz/artifacts/<target>/random-<seed>-<n>` (replay it

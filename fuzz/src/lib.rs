@@ -53,6 +53,9 @@ fn sequence<'a, T: Arbitrary<'a>>(
 const SEGMENTS: &[&str] = &[
     "v1",
     "queues",
+    "exchanges",
+    "bindings",
+    "publish",
     "messages",
     "batch",
     "pop",
@@ -109,6 +112,7 @@ const QUERY_KEYS: &[&str] = &[
     "cursor",
     "details",
     "if_empty",
+    "key",
 ];
 const JSON_KEYS: &[&str] = &[
     "visibility_timeout",
@@ -130,6 +134,11 @@ const JSON_KEYS: &[&str] = &[
     "idempotency_key",
     "count",
     "x",
+    "type",
+    "key",
+    "direct",
+    "topic",
+    "fanout",
 ];
 
 /// One path segment.
@@ -141,7 +150,7 @@ enum Seg {
     Text(String),
 }
 
-/// A JSON-shaped body, keys mostly from the API's own fields.
+/// A JSON-shaped body, keys from the API's own fields (and `type` values).
 #[derive(Debug, Arbitrary)]
 enum Json {
     Null,
@@ -150,6 +159,8 @@ enum Json {
     Big(u64),
     Float(f64),
     Str(String),
+    /// A word of the dictionary as a string value (`"topic"`, a field name).
+    Word(u8),
     /// The last receipt or id seen.
     Remembered(bool),
     Arr(Vec<Json>),
@@ -199,6 +210,7 @@ fn json(value: &Json, memory: &Memory) -> serde_json::Value {
         Json::Big(n) => Value::from(*n),
         Json::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
         Json::Str(s) => Value::String(s.clone()),
+        Json::Word(i) => Value::String(JSON_KEYS[*i as usize % JSON_KEYS.len()].to_owned()),
         Json::Remembered(r) => Value::String(memory.pick(*r).to_owned()),
         Json::Arr(items) => Value::Array(items.iter().map(|v| json(v, memory)).collect()),
         Json::Obj(fields) => Value::Object(

@@ -18,6 +18,9 @@ use crate::store::Store;
 /// treated as busy (it would take more than a thousand racing claimants).
 const MAX_CLAIMS: u64 = 1000;
 
+/// How soon a claimant that backed off because of a newer claim looks again.
+const CONTENDED_RETRY: Millis = 1_000;
+
 /// How a claim's check treats claims older than its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -107,7 +110,15 @@ impl<S: Store, E: Env> Engine<S, E> {
                         }
                     }
                     Claim::Live { until, .. } => {
-                        let until = until.max(now);
+                        // Two claimants that see each other both back off. A newer
+                        // one therefore does not hold the slot for sure: look
+                        // again soon, not at the end of its intent (a winner
+                        // rewrites the slot's state with its own lease anyway).
+                        let until = match older {
+                            true => until,
+                            false => until.min(now + CONTENDED_RETRY),
+                        }
+                        .max(now);
                         outcome = match outcome {
                             Claimed::Busy { until: u } => Claimed::Busy { until: u.max(until) },
                             Claimed::Won { .. } => Claimed::Busy { until },

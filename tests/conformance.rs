@@ -9,7 +9,7 @@
 //!   `cargo test --test conformance native_redb::` runs one host.
 //!
 //! The contract checked here is `docs/api-v1.md`, and the dialects' specs
-//! (`rest_queue.rs`, `memfifo.rs`, `mounting.rs`).
+//! (`rest_queue.rs`, `memfifo.rs`, `monty.rs`, `mounting.rs`).
 
 mod support;
 
@@ -25,6 +25,8 @@ mod leases;
 mod memfifo;
 #[path = "conformance/messages.rs"]
 mod messages;
+#[path = "conformance/monty.rs"]
+mod monty;
 #[path = "conformance/mounting.rs"]
 mod mounting;
 #[path = "conformance/ops.rs"]
@@ -124,6 +126,9 @@ conformance! {
         memfifo::memfifo_invalid_creates_are_400,
         memfifo::memfifo_submit_and_read_round_trip,
         memfifo::memfifo_client_id_limits_and_missing_queues,
+        monty::monty_publish_and_consume_in_order,
+        monty::monty_other_bindings_receive_publishes,
+        monty::monty_bad_input_is_400_and_stores_nothing,
         mounting::messages_flow_across_route_sets,
         mounting::dialects_live_under_their_prefixes,
     ]

@@ -17,6 +17,7 @@
 //! ([`DIALECT_TTL`]): the originals kept them until consumed.
 
 mod memfifo;
+mod monty;
 mod rest_queue;
 
 use super::v1::MESSAGE_BODY_LIMIT;
@@ -35,11 +36,13 @@ pub enum Dialect {
     RestQueue,
     /// memfifo (seed 003): queue objects and raw messages with `Client-Id`.
     Memfifo,
+    /// MontyExchange (seed 002): `POST /Message` through a direct exchange, `GET /Consume`.
+    Monty,
 }
 
 impl Dialect {
     /// Every dialect.
-    pub const ALL: [Dialect; 2] = [Dialect::RestQueue, Dialect::Memfifo];
+    pub const ALL: [Dialect; 3] = [Dialect::RestQueue, Dialect::Memfifo, Dialect::Monty];
 
     /// The dialect's name (as configured), which is also its mount prefix.
     pub fn name(self) -> &'static str {
@@ -51,6 +54,7 @@ impl Dialect {
         match self {
             Dialect::RestQueue => "/rest_queue",
             Dialect::Memfifo => "/memfifo",
+            Dialect::Monty => "/monty",
         }
     }
 
@@ -60,6 +64,7 @@ impl Dialect {
         let takes_message = match self {
             Dialect::RestQueue => rest.ends_with("/push"),
             Dialect::Memfifo => rest.ends_with("/messages"),
+            Dialect::Monty => rest == "/Message",
         };
         (takes_message && method == Method::POST).then_some(MESSAGE_BODY_LIMIT)
     }
@@ -73,7 +78,7 @@ impl fmt::Display for Dialect {
 
 /// A name that is not a dialect.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown dialect {0:?}; known: rest_queue, memfifo")]
+#[error("unknown dialect {0:?}; known: rest_queue, memfifo, monty")]
 pub struct UnknownDialect(String);
 
 impl FromStr for Dialect {
@@ -133,6 +138,7 @@ pub(crate) async fn handle<S: Store, E: Env>(
     match mount.dialect {
         Dialect::RestQueue => rest_queue::handle(cx, mount, body).await,
         Dialect::Memfifo => memfifo::handle(cx, mount.rest, body).await,
+        Dialect::Monty => monty::handle(cx, mount.rest, body).await,
     }
 }
 
@@ -206,7 +212,7 @@ mod tests {
             assert_eq!(d.name().parse::<Dialect>().unwrap(), d);
             assert_eq!(d.to_string(), d.name());
         }
-        assert!("queuey".parse::<Dialect>().is_err());
+        assert!("queue".parse::<Dialect>().is_err());
         assert!("".parse::<Dialect>().is_err());
     }
 

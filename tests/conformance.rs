@@ -9,7 +9,7 @@
 //!   `cargo test --test conformance native_redb::` runs one host.
 //!
 //! The contract checked here is `docs/api-v1.md`, and the dialects' specs
-//! (`rest_queue.rs`, `memfifo.rs`, `monty.rs`, `mounting.rs`).
+//! (`rest_queue.rs`, `memfifo.rs`, `monty.rs`, `queuey.rs`, `mounting.rs`).
 
 mod support;
 
@@ -33,6 +33,8 @@ mod mounting;
 mod ops;
 #[path = "conformance/queues.rs"]
 mod queues;
+#[path = "conformance/queuey.rs"]
+mod queuey;
 #[path = "conformance/rest_queue.rs"]
 mod rest_queue;
 
@@ -129,6 +131,10 @@ conformance! {
         monty::monty_publish_and_consume_in_order,
         monty::monty_other_bindings_receive_publishes,
         monty::monty_bad_input_is_400_and_stores_nothing,
+        queuey::queuey_queue_management,
+        queuey::queuey_applications_and_keys,
+        queuey::queuey_post_and_browse_messages,
+        queuey::queuey_messages_by_id,
         mounting::messages_flow_across_route_sets,
         mounting::dialects_live_under_their_prefixes,
     ]

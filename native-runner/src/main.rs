@@ -7,7 +7,7 @@
 //! `RUST_LOG` filters them (default `info`; `debug` adds one line per request).
 
 use clap::{Args, Parser, Subcommand};
-use edgeq::api::{Api, ApiConfig, Dialect};
+use edgeq::api::{Api, ApiConfig, Dialect, QueueyApp};
 use edgeq::engine::Engine;
 use edgeq_native::{serve_with, NativeStore, ServeOptions, StoreSpec, SystemEnv};
 use std::process::ExitCode;
@@ -43,7 +43,8 @@ struct ServeArgs {
     /// separate with commas) for more listeners.
     #[arg(long, env = "EDGEQ_LISTEN", default_value = "127.0.0.1:8080", value_delimiter = ',')]
     listen: Vec<Listen>,
-    /// Dialect served at `/` (`rest_queue` or `memfifo`) on listeners that name none.
+    /// Dialect served at `/` (`rest_queue`, `memfifo`, `monty` or `queuey`) on
+    /// listeners that name none.
     #[arg(long, env = "EDGEQ_ROOT_DIALECT")]
     root_dialect: Option<Dialect>,
     /// Where data lives: `memory`, `redb:PATH` or a file PATH (its directory is created),
@@ -53,6 +54,10 @@ struct ServeArgs {
     /// Namespace served by the v1 routes and the dialects.
     #[arg(long, env = "EDGEQ_NAMESPACE", default_value = "default")]
     namespace: String,
+    /// A Queuey application and its keys, `NAME=KEY1,KEY2` (repeat the flag, or
+    /// separate entries with `;` in the environment variable).
+    #[arg(long = "queuey-app", env = "EDGEQ_QUEUEY_APPS", value_delimiter = ';')]
+    queuey_apps: Vec<QueueyApp>,
     /// Most client connections open at once, per listener.
     #[arg(long, env = "EDGEQ_MAX_CONNECTIONS", default_value_t = 1024)]
     max_connections: usize,
@@ -90,7 +95,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let store = NativeStore::open(&args.store)
         .map_err(|e| format!("cannot open store {}: {e}", args.store))?;
     store.check().await.map_err(|e| format!("cannot reach store {}: {e}", args.store))?;
-    let config = ApiConfig { namespace: args.namespace.clone(), root_dialect: args.root_dialect };
+    let config = ApiConfig {
+        namespace: args.namespace.clone(),
+        root_dialect: args.root_dialect,
+        queuey_apps: args.queuey_apps.clone(),
+    };
     let api = Arc::new(Api::new(Engine::new(store, SystemEnv), config));
     // Bind every listener before serving any, so a bad address fails at startup.
     let mut listeners = Vec::new();
@@ -179,7 +188,7 @@ mod tests {
         assert_eq!(l, Listen { dialect: None, addr: "127.0.0.1:80".into() });
         let l: Listen = "rest_queue=127.0.0.1:5000".parse().unwrap();
         assert_eq!(l, Listen { dialect: Some(Dialect::RestQueue), addr: "127.0.0.1:5000".into() });
-        assert!("queuey=127.0.0.1:5000".parse::<Listen>().unwrap_err().contains("unknown dialect"));
+        assert!("queue=127.0.0.1:5000".parse::<Listen>().unwrap_err().contains("unknown dialect"));
     }
 
     #[test]

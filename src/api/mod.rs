@@ -27,7 +27,7 @@ use bytes::Bytes;
 use error::ApiError;
 use http::{Method, Request, Response};
 
-pub use dialect::{Dialect, UnknownDialect};
+pub use dialect::{BadQueueyApp, Dialect, QueueyApp, UnknownDialect};
 
 /// Options of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -38,11 +38,14 @@ pub struct ApiConfig {
     /// `/__heartbeat__` stay). A host may choose another per request by putting a
     /// [`Dialect`] in the request's extensions (the native server does, per listener).
     pub root_dialect: Option<Dialect>,
+    /// The Queuey dialect's applications and their keys (none: every Queuey
+    /// application URL is a 404).
+    pub queuey_apps: Vec<QueueyApp>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { namespace: "default".into(), root_dialect: None }
+        Self { namespace: "default".into(), root_dialect: None, queuey_apps: Vec::new() }
     }
 }
 
@@ -141,7 +144,12 @@ impl<S: Store, E: Env> Api<S, E> {
         // Everything else belongs to a dialect's mount, or to the root dialect.
         match dialect::mount(path, self.root_dialect(parts)) {
             Some(mount) => {
-                let cx = dialect::Cx { engine: &self.engine, ns: self.ns()?, parts };
+                let cx = dialect::Cx {
+                    engine: &self.engine,
+                    ns: self.ns()?,
+                    parts,
+                    config: &self.config,
+                };
                 Ok(dialect::handle(&cx, mount, body).await)
             }
             None => Err(ApiError::no_route(path)),

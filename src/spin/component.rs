@@ -1,7 +1,7 @@
 //! The `wasi:http/incoming-handler` export: one request, one fresh instance.
 
 use super::{SpinEnv, SpinStore};
-use crate::api::{Api, ApiConfig};
+use crate::api::{Api, ApiConfig, QueueyApp};
 use crate::engine::Engine;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -14,6 +14,8 @@ use spin_sdk::wit::wasi::config::store as config;
 const NAMESPACE: (&str, &str) = ("namespace", "default");
 /// The dialect served at `/`; empty for none.
 const ROOT_DIALECT: (&str, &str) = ("root_dialect", "");
+/// Queuey applications and keys, `app1=k1,k2;app2=k3`; empty for none.
+const QUEUEY_APPS: (&str, &str) = ("queuey_apps", "");
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
@@ -57,7 +59,11 @@ async fn answer(req: IncomingRequest) -> http::Response<Bytes> {
             Err(e) => return error(500, "internal", &format!("variable root_dialect: {e}")),
         },
     };
-    let config = ApiConfig { namespace: variable(NAMESPACE), root_dialect };
+    let queuey_apps = match QueueyApp::parse_list(&variable(QUEUEY_APPS)) {
+        Ok(apps) => apps,
+        Err(e) => return error(500, "internal", &format!("variable queuey_apps: {e}")),
+    };
+    let config = ApiConfig { namespace: variable(NAMESPACE), root_dialect, queuey_apps };
     let api = Api::new(Engine::new(store, SpinEnv), config);
 
     let limit = api.body_limit(&parts);

@@ -11,7 +11,7 @@ pub mod redis;
 pub mod wasm_host;
 
 use bytes::Bytes;
-use edgeq::api::{Api, ApiConfig};
+use edgeq::api::{Api, ApiConfig, QueueyApp};
 use edgeq::engine::Engine;
 use edgeq_native::{NativeStore, StoreSpec, SystemEnv};
 use reqwest::header::HeaderMap;
@@ -72,6 +72,9 @@ fn temp_dir() -> PathBuf {
     dir
 }
 
+/// The Queuey applications every host serves (`queuey.rs` uses them).
+pub const QUEUEY_APPS: &str = "notes=notes-key,notes-key-2;mail=mail-key";
+
 /// Brings `target` up on `127.0.0.1:0`.
 pub async fn start(target: Target) -> Running {
     match target {
@@ -83,7 +86,9 @@ pub async fn start(target: Target) -> Running {
         }
         Target::NativeRedis => redis::start_native_redis().await,
         Target::Wasm => {
-            let host = wasm_host::start_wasm_host().await;
+            let variables = vec![("queuey_apps".to_owned(), QUEUEY_APPS.to_owned())];
+            let options = wasm_host::HostOptions { variables, ..Default::default() };
+            let host = wasm_host::start_wasm_host_with(options).await;
             Running { client: Client::new(format!("http://{}", host.addr)), _guard: Box::new(host) }
         }
     }
@@ -91,7 +96,9 @@ pub async fn start(target: Target) -> Running {
 
 async fn start_native(spec: StoreSpec, dir: Option<PathBuf>) -> Running {
     let store = NativeStore::open(&spec).expect("open the store");
-    let api = Arc::new(Api::new(Engine::new(store, SystemEnv), ApiConfig::default()));
+    let queuey_apps = QueueyApp::parse_list(QUEUEY_APPS).expect("valid Queuey applications");
+    let config = ApiConfig { queuey_apps, ..ApiConfig::default() };
+    let api = Arc::new(Api::new(Engine::new(store, SystemEnv), config));
     let listener =
         tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
     let addr = listener.local_addr().expect("local address");

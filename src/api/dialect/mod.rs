@@ -18,7 +18,10 @@
 
 mod memfifo;
 mod monty;
+mod queuey;
 mod rest_queue;
+
+pub use queuey::{BadQueueyApp, QueueyApp};
 
 use super::v1::MESSAGE_BODY_LIMIT;
 use crate::engine::{self, Engine, Env, NewMessage, QueueInfo, Sent};
@@ -38,11 +41,14 @@ pub enum Dialect {
     Memfifo,
     /// MontyExchange (seed 002): `POST /Message` through a direct exchange, `GET /Consume`.
     Monty,
+    /// Queuey (seed 004): applications with keys, form-managed queues, browse by time.
+    Queuey,
 }
 
 impl Dialect {
     /// Every dialect.
-    pub const ALL: [Dialect; 3] = [Dialect::RestQueue, Dialect::Memfifo, Dialect::Monty];
+    pub const ALL: [Dialect; 4] =
+        [Dialect::RestQueue, Dialect::Memfifo, Dialect::Monty, Dialect::Queuey];
 
     /// The dialect's name (as configured), which is also its mount prefix.
     pub fn name(self) -> &'static str {
@@ -55,6 +61,7 @@ impl Dialect {
             Dialect::RestQueue => "/rest_queue",
             Dialect::Memfifo => "/memfifo",
             Dialect::Monty => "/monty",
+            Dialect::Queuey => "/queuey",
         }
     }
 
@@ -65,6 +72,11 @@ impl Dialect {
             Dialect::RestQueue => rest.ends_with("/push"),
             Dialect::Memfifo => rest.ends_with("/messages"),
             Dialect::Monty => rest == "/Message",
+            // Queue management forms are small; message posts and puts are not.
+            Dialect::Queuey => {
+                let posts = method == Method::POST && rest.matches('/').count() >= 3;
+                return (posts || method == Method::PUT).then_some(MESSAGE_BODY_LIMIT);
+            }
         };
         (takes_message && method == Method::POST).then_some(MESSAGE_BODY_LIMIT)
     }
@@ -78,7 +90,7 @@ impl fmt::Display for Dialect {
 
 /// A name that is not a dialect.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown dialect {0:?}; known: rest_queue, memfifo, monty")]
+#[error("unknown dialect {0:?}; known: rest_queue, memfifo, monty, queuey")]
 pub struct UnknownDialect(String);
 
 impl FromStr for Dialect {
@@ -127,6 +139,8 @@ pub(crate) struct Cx<'a, S, E> {
     pub ns: &'a Name,
     /// The request line and headers.
     pub parts: &'a Parts,
+    /// The API's configuration.
+    pub config: &'a super::ApiConfig,
 }
 
 /// Serves one request that [`mount`] gave to a dialect.
@@ -139,6 +153,7 @@ pub(crate) async fn handle<S: Store, E: Env>(
         Dialect::RestQueue => rest_queue::handle(cx, mount, body).await,
         Dialect::Memfifo => memfifo::handle(cx, mount.rest, body).await,
         Dialect::Monty => monty::handle(cx, mount.rest, body).await,
+        Dialect::Queuey => queuey::handle(cx, mount.rest, body).await,
     }
 }
 
@@ -231,7 +246,8 @@ mod tests {
     }
 
     fn api(root: Option<Dialect>) -> Api<MemoryStore, ManualEnv> {
-        let config = ApiConfig { root_dialect: root, ..ApiConfig::default() };
+        let queuey_apps = QueueyApp::parse_list("notes=k").unwrap();
+        let config = ApiConfig { root_dialect: root, queuey_apps, ..ApiConfig::default() };
         Api::new(Engine::new(MemoryStore::new(), ManualEnv::new(1_700_000_000_000, 7)), config)
     }
 
@@ -281,6 +297,14 @@ mod tests {
             "/memfifo/queues",
             "/memfifo/queues/%FF/messages",
             "/memfifo/queues/q/messages",
+            "/monty/Consume",
+            "/monty/%FF",
+            // Without a key: refused before anything is read or written.
+            "/queuey/v1/notes",
+            "/queuey/v1/notes/q",
+            "/queuey/v1/notes/%FF%FE",
+            "/queuey/v1/notes/q/1:%00,zz",
+            "/queuey/v1/%00/q",
         ];
         for uri in uris {
             for body in junk {

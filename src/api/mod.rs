@@ -79,7 +79,9 @@ impl<S: Store, E: Env> Api<S, E> {
     /// sends, 256 KiB for the receipt routes and 64 KiB for everything else.
     pub fn body_limit(&self, parts: &http::request::Parts) -> usize {
         match router::raw_segments(parts.uri.path()).as_deref() {
-            Some(["v1", rest @ ..]) => v1::body_limit(&parts.method, rest),
+            Some(["v1", rest @ ..]) if !self.queuey_at_root(parts, rest) => {
+                v1::body_limit(&parts.method, rest)
+            }
             _ => {
                 dialect::body_limit(parts, self.root_dialect(parts)).unwrap_or(v1::SMALL_BODY_LIMIT)
             }
@@ -90,6 +92,16 @@ impl<S: Store, E: Env> Api<S, E> {
     /// request's extensions, else the configured one.
     fn root_dialect(&self, parts: &http::request::Parts) -> Option<Dialect> {
         parts.extensions.get::<Dialect>().copied().or(self.config.root_dialect)
+    }
+
+    /// Whether `/v1/{rest}` is Queuey's rather than edgeq's: Queuey is served at
+    /// `/` for this request and `rest` starts with one of its applications (whose
+    /// clients cannot take a prefix and also say `/v1`).
+    fn queuey_at_root(&self, parts: &http::request::Parts, rest: &[&str]) -> bool {
+        self.root_dialect(parts) == Some(Dialect::Queuey)
+            && rest
+                .first()
+                .is_some_and(|app| self.config.queuey_apps.iter().any(|a| a.name == *app))
     }
 
     /// The namespace every route set serves; a 500 when the configured one is invalid.
@@ -135,7 +147,7 @@ impl<S: Store, E: Env> Api<S, E> {
         match router::raw_segments(path).as_deref() {
             Some(["healthz"]) => return ops::healthz(&parts.method, self.engine.store()).await,
             Some(["__heartbeat__"]) => return ops::heartbeat(&parts.method),
-            Some(["v1", rest @ ..]) => {
+            Some(["v1", rest @ ..]) if !self.queuey_at_root(parts, rest) => {
                 let cx = v1::Cx { engine: &self.engine, ns: self.ns()?, parts };
                 return v1::handle(&cx, rest, body).await;
             }

@@ -285,6 +285,19 @@ mod tests {
     }
 
     #[test]
+    fn queuey_at_the_root_takes_v1_paths_of_its_applications_only() {
+        let a = api(Some(Dialect::Queuey));
+        let mut r = req("GET", "/v1/notes", b"");
+        r.headers_mut().insert("authorization", "Application k".parse().unwrap());
+        assert_eq!(call(&a, r), (200, Bytes::from_static(br#"{"status":"ok","queues":[]}"#)));
+        assert_eq!(call(&a, req("GET", "/v1/queues", b"")).0, 200, "v1 keeps the rest");
+        let post = req("POST", "/v1/notes/q", b"");
+        assert_eq!(a.body_limit(&post.into_parts().0), MESSAGE_BODY_LIMIT);
+        let v1 = req("GET", "/v1/notes", b"");
+        assert_eq!(call(&api(None), v1).0, 404, "not Queuey's without the root");
+    }
+
+    #[test]
     fn hostile_inputs_never_panic_and_store_nothing() {
         let a = api(None);
         let junk: [&[u8]; 6] = [b"", b"\0", b"\xff\xfe{", b"[[[[[[", b"{\"name\":null}", b"1e999"];

@@ -85,8 +85,7 @@ async fn route<S: Store, E: Env>(
     rest: &str,
     body: Bytes,
 ) -> Result<Response<Bytes>, Refusal> {
-    let segs: Vec<&str> =
-        rest.strip_prefix('/').map(|r| r.split('/').collect()).unwrap_or_default();
+    let segs = crate::api::router::raw_segments(rest).unwrap_or_default();
     let (app, tail) = match segs.as_slice() {
         ["v1", app, tail @ ..] if tail.len() <= 2 => (*app, tail),
         _ => return Err(not_found()),

@@ -1,7 +1,10 @@
 //! Messages: post (single or batch), browse by time, and get / put / delete by id.
 //!
 //! Queuey partitions are 1-based, the engine's 0-based. TTLs above the engine's
-//! longest (14 days) are shortened to it. Browsing never consumes: `since` is
+//! longest (14 days) are shortened to it. A batch entry's non-string body is
+//! stored as text: numbers as JSON writes them, booleans as Python's `str`
+//! (`True`), arrays and objects as compact JSON (Python would store its repr).
+//! Bodies are returned as UTF-8 text (invalid sequences replaced). Browsing never consumes: `since` is
 //! applied per partition as Cassandra compared time uuids (time, then clock
 //! sequence, then node), which for edgeq ids is (millisecond, partition, slot).
 //! A `since` message id of the browsed partition starts the engine browse at

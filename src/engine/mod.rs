@@ -77,8 +77,10 @@
 //! makes it back off (rewriting `r{k}` as `Abandoned`). Two claimants each write
 //! before they read, so whichever reads last sees the other: at most one wins,
 //! however they interleave and whoever dies. Both may back off; the message then
-//! waits for the next claimant (or, after a crash, for the dead claimant's intent
-//! to expire) — delayed, never lost, never delivered twice while a lease holds.
+//! waits for the next claimant (a scan looks again 1 s later when the blocker was
+//! a newer claim, which may have backed off too; or, after a crash, once the dead
+//! claimant's intent expires) — delayed, never lost, never delivered twice while a
+//! lease holds.
 //! Intents are `Live { until, lease }`: a receive lease, a pop or ack in progress
 //! (a short hold), or a deferral for a delay or nack. The winner reads the message
 //! only after winning: a claim taken after the slot was finished wins against

@@ -397,7 +397,7 @@ fn root_dialect_applies_to_listeners_that_name_none() {
 
     // An unknown dialect is refused at startup.
     let refused = Command::new(env!("CARGO_BIN_EXE_edgeq"))
-        .args(["serve", "--store", "memory", "--listen", "queuey=127.0.0.1:0"])
+        .args(["serve", "--store", "memory", "--listen", "nosuch=127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -13,6 +13,8 @@
 
 mod support;
 
+#[path = "conformance/auth.rs"]
+mod auth;
 #[path = "conformance/concurrency.rs"]
 mod concurrency;
 #[path = "conformance/errors.rs"]
@@ -25,6 +27,8 @@ mod leases;
 mod memfifo;
 #[path = "conformance/messages.rs"]
 mod messages;
+#[path = "conformance/metrics.rs"]
+mod metrics;
 #[path = "conformance/monty.rs"]
 mod monty;
 #[path = "conformance/mounting.rs"]
@@ -137,5 +141,21 @@ conformance! {
         queuey::queuey_messages_by_id,
         mounting::messages_flow_across_route_sets,
         mounting::dialects_live_under_their_prefixes,
+        metrics::metrics_show_queues_and_requests,
+    ]
+}
+
+// Hosts with an admin key configured (the hosts above run open).
+conformance! {
+    hosts: [
+        native_keys => crate::support::Target::NativeKeys,
+        wasm_keys => crate::support::Target::WasmKeys,
+    ],
+    scenarios: [
+        auth::every_route_refuses_bad_keys_and_serves_the_right_one,
+        auth::malformed_authorization_is_401,
+        auth::public_queues_are_readable_without_a_key,
+        auth::keys_are_shown_once_scoped_and_revocable,
+        metrics::metrics_need_the_admin_right,
     ]
 }

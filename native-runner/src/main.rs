@@ -13,7 +13,7 @@ use edgeq_native::{serve_with, NativeStore, ServeOptions, StoreSpec, SystemEnv};
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::sync::Arc;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 /// An HTTP message queue.
@@ -58,6 +58,11 @@ struct ServeArgs {
     /// separate entries with `;` in the environment variable).
     #[arg(long = "queuey-app", env = "EDGEQ_QUEUEY_APPS", value_delimiter = ';')]
     queuey_apps: Vec<QueueyApp>,
+    /// Admin key: with one, every route but `/healthz` and the static pages needs an
+    /// `Authorization: Bearer` key (this one, or one created under `/v1/keys`).
+    /// Without one the server runs open: anyone may do anything.
+    #[arg(long, env = "EDGEQ_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
     /// Most client connections open at once, per listener.
     #[arg(long, env = "EDGEQ_MAX_CONNECTIONS", default_value_t = 1024)]
     max_connections: usize,
@@ -99,8 +104,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         namespace: args.namespace.clone(),
         root_dialect: args.root_dialect,
         queuey_apps: args.queuey_apps.clone(),
+        admin_key: args.admin_key.clone(),
+        ..ApiConfig::default()
     };
     let api = Arc::new(Api::new(Engine::new(store, SystemEnv), config));
+    if api.is_open() {
+        warn!(
+            "NO ADMIN KEY CONFIGURED: edgeq runs OPEN, anyone who can reach it may read, \
+             send and delete every message; set --admin-key or EDGEQ_ADMIN_KEY"
+        );
+    }
     // Bind every listener before serving any, so a bad address fails at startup.
     let mut listeners = Vec::new();
     for l in &args.listen {
@@ -120,6 +133,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             root_dialect = %root,
             store = %args.store,
             namespace = %args.namespace,
+            auth = if api.is_open() { "open" } else { "keys" },
             max_connections = args.max_connections,
             "edgeq listening"
         );

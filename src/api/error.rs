@@ -19,6 +19,8 @@ pub(crate) struct ApiError {
     allow: Option<&'static str>,
     /// Whether retrying later may succeed (adds `Retry-After: 1`).
     retry: bool,
+    /// Whether to add `WWW-Authenticate: Bearer` (401).
+    challenge: bool,
 }
 
 /// The JSON body of an error, also used for per-entry outcomes of batch routes.
@@ -38,7 +40,13 @@ struct Envelope<'a> {
 impl ApiError {
     /// An error with `status`, `code` and `message`.
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), allow: None, retry: false }
+        Self { status, code, message: message.into(), allow: None, retry: false, challenge: false }
+    }
+
+    /// Adds `WWW-Authenticate: Bearer` to the response.
+    pub(crate) fn with_bearer_challenge(mut self) -> Self {
+        self.challenge = true;
+        self
     }
 
     /// 400 with `code`.
@@ -100,6 +108,9 @@ impl ApiError {
         }
         if self.retry {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if self.challenge {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         res
     }

@@ -11,14 +11,23 @@
 //! of failures to statuses and JSON bodies), `json`, `ops` (`/healthz`,
 //! `/__heartbeat__`), `v1` (the primary API; its wire format is written down
 //! in `docs/api-v1.md`) and `dialect` (the seed systems' route sets, each under
-//! its prefix or one of them at `/`).
+//! its prefix or one of them at `/`). `routes` is the table of every edgeq route
+//! with the right it needs, which `auth` (API keys, checked before any route
+//! runs), `keys` (`/v1/keys`) and `metrics` (`/metrics`, and counting every
+//! request) share.
 
+mod auth;
 mod dialect;
 mod error;
 mod json;
+mod keys;
+mod metrics;
 mod ops;
 mod router;
+mod routes;
 mod v1;
+
+pub use metrics::RequestMetrics;
 
 use crate::engine::{Engine, Env};
 use crate::model::{Name, NameError};
@@ -30,7 +39,7 @@ use http::{Method, Request, Response};
 pub use dialect::{BadQueueyApp, Dialect, QueueyApp, UnknownDialect};
 
 /// Options of the HTTP layer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApiConfig {
     /// Namespace used by the v1 routes and the dialects.
     pub namespace: String,
@@ -41,11 +50,33 @@ pub struct ApiConfig {
     /// The Queuey dialect's applications and their keys (none: every Queuey
     /// application URL is a 404).
     pub queuey_apps: Vec<QueueyApp>,
+    /// The admin key. `None` (or empty) runs the API open: no key is asked for.
+    pub admin_key: Option<String>,
+    /// Where request counts for `/metrics` are kept.
+    pub request_metrics: RequestMetrics,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { namespace: "default".into(), root_dialect: None, queuey_apps: Vec::new() }
+        Self {
+            namespace: "default".into(),
+            root_dialect: None,
+            queuey_apps: Vec::new(),
+            admin_key: None,
+            request_metrics: RequestMetrics::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("namespace", &self.namespace)
+            .field("root_dialect", &self.root_dialect)
+            .field("queuey_apps", &format_args!("{} (keys redacted)", self.queuey_apps.len()))
+            .field("admin_key", &self.admin_key.as_ref().map(|_| "<redacted>"))
+            .field("request_metrics", &self.request_metrics)
+            .finish()
     }
 }
 
@@ -55,13 +86,24 @@ pub struct Api<S, E> {
     config: ApiConfig,
     /// The validated namespace (an invalid one answers every v1 request with 500).
     ns: Result<Name, NameError>,
+    /// `None`: open mode.
+    auth: Option<auth::Auth>,
+    metrics: metrics::Recorder,
 }
 
 impl<S: Store, E: Env> Api<S, E> {
     /// Serves `engine` with `config`.
     pub fn new(engine: Engine<S, E>, config: ApiConfig) -> Self {
         let ns = Name::new(&config.namespace);
-        Self { engine, config, ns }
+        let auth = config.admin_key.as_deref().filter(|k| !k.is_empty()).map(auth::Auth::new);
+        let metrics = metrics::Recorder::new(config.request_metrics);
+        Self { engine, config, ns, auth, metrics }
+    }
+
+    /// Whether the API runs open (no admin key configured): every route is
+    /// allowed without a key. Hosts say so loudly at start-up.
+    pub fn is_open(&self) -> bool {
+        self.auth.is_none()
     }
 
     /// The engine behind this API.
@@ -124,29 +166,48 @@ impl<S: Store, E: Env> Api<S, E> {
     /// Answers one request. Never panics; every failure is a JSON error response.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
         let (parts, body) = req.into_parts();
+        let started = self.metrics.start();
+        let route = routes::find(&parts.method, parts.uri.path());
         let limit = self.body_limit(&parts);
-        if body.len() > limit {
-            return Self::payload_too_large(limit);
-        }
-        let mut res = match self.route(&parts, body).await {
-            Ok(res) => res,
-            Err(e) => e.into_response(),
+        let mut res = if body.len() > limit {
+            Self::payload_too_large(limit)
+        } else {
+            match self.route(&parts, route, body).await {
+                Ok(res) => res,
+                Err(e) => e.into_response(),
+            }
         };
         if parts.method == Method::HEAD {
             *res.body_mut() = Bytes::new();
         }
+        self.metrics.record(self.engine.store(), route, res.status(), started).await;
         res
     }
 
     async fn route(
         &self,
         parts: &http::request::Parts,
+        route: Option<&routes::Route>,
         body: Bytes,
     ) -> Result<Response<Bytes>, ApiError> {
+        let principal = match &self.auth {
+            None => auth::Principal::Anyone,
+            Some(a) => a.authorize(&self.engine, self.ns.as_ref().ok(), parts, route).await?,
+        };
         let path = parts.uri.path();
         match router::raw_segments(path).as_deref() {
-            Some(["healthz"]) => return ops::healthz(&parts.method, self.engine.store()).await,
+            Some(["healthz"]) => {
+                return ops::healthz(&parts.method, self.engine.store(), self.is_open()).await
+            }
             Some(["__heartbeat__"]) => return ops::heartbeat(&parts.method),
+            Some(["metrics"]) => {
+                router::allow(&parts.method, "GET, HEAD")?;
+                return self.metrics.render(&self.engine, self.ns()?).await;
+            }
+            Some(["v1", "keys", rest @ ..]) if !self.queuey_at_root(parts, rest) => {
+                let ns = self.ns().ok();
+                return keys::handle(&self.engine, ns, &principal, parts, rest, &body).await;
+            }
             Some(["v1", rest @ ..]) if !self.queuey_at_root(parts, rest) => {
                 let cx = v1::Cx { engine: &self.engine, ns: self.ns()?, parts };
                 return v1::handle(&cx, rest, body).await;

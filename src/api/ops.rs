@@ -10,20 +10,24 @@ use http::{header, HeaderValue, Method, Response, StatusCode};
 /// The key `/healthz` reads: never written, so the read is one cheap miss.
 const PROBE_KEY: &str = "edgeq-healthz-probe";
 
-/// `GET /healthz`: 200 `{"status":"ok","store":"ok"}` when one store read
-/// succeeds, else 503 `{"status":"unavailable","store":"<error>"}`.
+/// `GET /healthz`: 200 `{"status":"ok","store":"ok","auth":"keys"}` when one
+/// store read succeeds, else 503 `{"status":"unavailable","store":"<error>",...}`.
+/// `auth` is `"open"` when no admin key is configured (anyone may do anything).
 pub(crate) async fn healthz<S: Store>(
     method: &Method,
     store: &S,
+    open: bool,
 ) -> Result<Response<Bytes>, ApiError> {
     allow(method, "GET, HEAD")?;
+    let auth = if open { "open" } else { "keys" };
     Ok(match store.get(PROBE_KEY).await {
-        Ok(_) => {
-            json::response(StatusCode::OK, &serde_json::json!({"status": "ok", "store": "ok"}))
-        }
+        Ok(_) => json::response(
+            StatusCode::OK,
+            &serde_json::json!({"status": "ok", "store": "ok", "auth": auth}),
+        ),
         Err(e) => json::response(
             StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({"status": "unavailable", "store": e.to_string()}),
+            &serde_json::json!({"status": "unavailable", "store": e.to_string(), "auth": auth}),
         ),
     })
 }
@@ -72,15 +76,15 @@ mod tests {
 
     #[test]
     fn healthz_reports_the_store() {
-        let res = block_on(healthz(&Method::GET, &MemoryStore::new())).unwrap();
+        let res = block_on(healthz(&Method::GET, &MemoryStore::new(), true)).unwrap();
         assert_eq!(res.status(), 200);
-        let res = block_on(healthz(&Method::GET, &Down)).unwrap();
+        let res = block_on(healthz(&Method::GET, &Down, true)).unwrap();
         assert_eq!(res.status(), 503);
         let v: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
         assert_eq!(v["status"], "unavailable");
         assert!(v["store"].as_str().unwrap().contains("down"));
         let store = MemoryStore::new();
-        block_on(healthz(&Method::GET, &store)).unwrap();
+        block_on(healthz(&Method::GET, &store, true)).unwrap();
         assert!(store.is_empty(), "the probe writes nothing");
     }
 }

@@ -1,7 +1,7 @@
 //! The `wasi:http/incoming-handler` export: one request, one fresh instance.
 
 use super::{SpinEnv, SpinStore};
-use crate::api::{Api, ApiConfig, QueueyApp};
+use crate::api::{Api, ApiConfig, QueueyApp, RequestMetrics};
 use crate::engine::Engine;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -16,6 +16,8 @@ const NAMESPACE: (&str, &str) = ("namespace", "default");
 const ROOT_DIALECT: (&str, &str) = ("root_dialect", "");
 /// Queuey applications and keys, `app1=k1,k2;app2=k3`; empty for none.
 const QUEUEY_APPS: (&str, &str) = ("queuey_apps", "");
+/// Empty means no admin key: the API runs open (and `/healthz` says so).
+const ADMIN_KEY: (&str, &str) = ("admin_key", "");
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
@@ -63,7 +65,14 @@ async fn answer(req: IncomingRequest) -> http::Response<Bytes> {
         Ok(apps) => apps,
         Err(e) => return error(500, "internal", &format!("variable queuey_apps: {e}")),
     };
-    let config = ApiConfig { namespace: variable(NAMESPACE), root_dialect, queuey_apps };
+    let config = ApiConfig {
+        namespace: variable(NAMESPACE),
+        root_dialect,
+        queuey_apps,
+        admin_key: Some(variable(ADMIN_KEY)).filter(|k| !k.is_empty()),
+        // An instance lives for one request: request counts live in the store.
+        request_metrics: RequestMetrics::Store,
+    };
     let api = Api::new(Engine::new(store, SpinEnv), config);
 
     let limit = api.body_limit(&parts);

@@ -34,7 +34,14 @@ pub enum Target {
     NativeRedis,
     /// The wasm component in the wasmtime host of `wasm_host.rs`.
     Wasm,
+    /// [`Target::NativeMemory`] with [`ADMIN_KEY`] configured.
+    NativeKeys,
+    /// [`Target::Wasm`] with [`ADMIN_KEY`] configured (the `admin_key` variable).
+    WasmKeys,
 }
+
+/// The admin key of the `*Keys` targets.
+pub const ADMIN_KEY: &str = "conformance-admin-key-0123456789";
 
 /// A running host; stops when dropped.
 pub struct Running {
@@ -79,6 +86,18 @@ pub const QUEUEY_APPS: &str = "notes=notes-key,notes-key-2;mail=mail-key";
 pub async fn start(target: Target) -> Running {
     match target {
         Target::NativeMemory => start_native(StoreSpec::Memory, None).await,
+        Target::NativeKeys => {
+            let config = ApiConfig { admin_key: Some(ADMIN_KEY.into()), ..ApiConfig::default() };
+            start_native_with(StoreSpec::Memory, None, config).await
+        }
+        Target::WasmKeys => {
+            let options = wasm_host::HostOptions {
+                variables: vec![("admin_key".into(), ADMIN_KEY.into())],
+                ..Default::default()
+            };
+            let host = wasm_host::start_wasm_host_with(options).await;
+            Running { client: Client::new(format!("http://{}", host.addr)), _guard: Box::new(host) }
+        }
         Target::NativeRedb => {
             let dir = temp_dir();
             let spec = StoreSpec::Redb(dir.join("edgeq.redb"));
@@ -95,9 +114,13 @@ pub async fn start(target: Target) -> Running {
 }
 
 async fn start_native(spec: StoreSpec, dir: Option<PathBuf>) -> Running {
+    start_native_with(spec, dir, ApiConfig::default()).await
+}
+
+async fn start_native_with(spec: StoreSpec, dir: Option<PathBuf>, config: ApiConfig) -> Running {
     let store = NativeStore::open(&spec).expect("open the store");
     let queuey_apps = QueueyApp::parse_list(QUEUEY_APPS).expect("valid Queuey applications");
-    let config = ApiConfig { queuey_apps, ..ApiConfig::default() };
+    let config = ApiConfig { queuey_apps, ..config };
     let api = Arc::new(Api::new(Engine::new(store, SystemEnv), config));
     let listener =
         tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");

@@ -1,0 +1,161 @@
+//! The route table: every route `Api` serves, with who may call it.
+//!
+//! One table serves three purposes, so they cannot drift apart:
+//! - **authorization** (`auth.rs`): the right a key needs for each route;
+//! - **metrics** (`metrics.rs`): the bounded `method`/`route` labels of request
+//!   counts (a request outside the table is labelled `other`, so clients cannot
+//!   grow the label set);
+//! - **the OpenAPI document** (`openapi.rs`): its tests check that every v1 route
+//!   here is described, and the router's tests check that every route here is
+//!   served and that no other method is.
+//!
+//! Patterns are `/`-separated; `{name}` matches any one segment. Where a literal
+//! and a placeholder could both match (`messages/batch` and `messages/{id}`), the
+//! literal is listed first, and a path is matched against the first pattern that
+//! fits it, as the router does.
+
+use http::Method;
+
+/// A right a key can hold. `Admin` includes all the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Right {
+    /// Manage queues and keys, read metrics; implies every other right.
+    Admin,
+    /// Send and overwrite messages.
+    Produce,
+    /// Take messages: pop, receive, ack, nack, extend, delete by id.
+    Consume,
+    /// Read without consuming: list and get queues, browse and get messages.
+    Browse,
+}
+
+/// Who may call a route when keys are configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Anyone (health, static pages, the API description).
+    Open,
+    /// A key with this right in the served namespace.
+    Key(Right),
+    /// A key with [`Right::Browse`], or anyone when the queue (`{q}`) is `public`.
+    Public,
+}
+
+/// One route: method, path pattern and access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Route {
+    /// The method (`HEAD` is served wherever `GET` is).
+    pub method: &'static str,
+    /// The path pattern, e.g. `/v1/queues/{q}`.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+}
+
+const fn r(method: &'static str, path: &'static str, access: Access) -> Route {
+    Route { method, path, access }
+}
+
+use Access::{Key, Open, Public};
+use Right::{Admin, Browse, Consume, Produce};
+
+/// Every route, in the order the router matches them.
+pub(crate) static ROUTES: &[Route] = &[
+    r("GET", "/healthz", Open),
+    r("GET", "/__heartbeat__", Open),
+    r("GET", "/metrics", Key(Admin)),
+    r("GET", "/v1/queues", Key(Browse)),
+    r("GET", "/v1/queues/{q}", Public),
+    r("PUT", "/v1/queues/{q}", Key(Admin)),
+    r("DELETE", "/v1/queues/{q}", Key(Admin)),
+    r("POST", "/v1/queues/{q}/purge", Key(Admin)),
+    r("GET", "/v1/queues/{q}/messages", Public),
+    r("POST", "/v1/queues/{q}/messages", Key(Produce)),
+    r("POST", "/v1/queues/{q}/messages/batch", Key(Produce)),
+    r("GET", "/v1/queues/{q}/messages/{id}", Public),
+    r("PUT", "/v1/queues/{q}/messages/{id}", Key(Produce)),
+    r("DELETE", "/v1/queues/{q}/messages/{id}", Key(Consume)),
+    r("POST", "/v1/queues/{q}/pop", Key(Consume)),
+    r("POST", "/v1/queues/{q}/receive", Key(Consume)),
+    r("POST", "/v1/queues/{q}/ack", Key(Consume)),
+    r("POST", "/v1/queues/{q}/nack", Key(Consume)),
+    r("POST", "/v1/queues/{q}/extend", Key(Consume)),
+    r("GET", "/v1/keys", Key(Admin)),
+    r("POST", "/v1/keys", Key(Admin)),
+    r("DELETE", "/v1/keys/{id}", Key(Admin)),
+];
+
+/// The route serving `method` on `path`, if the table has one.
+pub(crate) fn find(method: &Method, path: &str) -> Option<&'static Route> {
+    let method = if method == Method::HEAD { "GET" } else { method.as_str() };
+    let mut fitting: Option<&str> = None;
+    for route in ROUTES {
+        match fitting {
+            Some(p) if p != route.path => continue,
+            Some(_) => {}
+            None if matches(route.path, path) => fitting = Some(route.path),
+            None => continue,
+        }
+        if route.method == method {
+            return Some(route);
+        }
+    }
+    None
+}
+
+/// The raw `{q}` segment of `path` under `pattern` (which must match it).
+pub(crate) fn queue_segment<'p>(pattern: &str, path: &'p str) -> Option<&'p str> {
+    pattern.split('/').zip(path.split('/')).find(|(p, _)| *p == "{q}").map(|(_, seg)| seg)
+}
+
+/// Whether `path` fits `pattern`, segment by segment.
+fn matches(pattern: &str, path: &str) -> bool {
+    let mut pat = pattern.split('/');
+    let mut segs = path.split('/');
+    loop {
+        match (pat.next(), segs.next()) {
+            (None, None) => return true,
+            (Some(p), Some(s)) if p == s || (p.starts_with('{') && p.ends_with('}')) => {}
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(method: &str, path: &str) -> Option<(&'static str, &'static str)> {
+        find(&Method::from_bytes(method.as_bytes()).unwrap(), path).map(|r| (r.method, r.path))
+    }
+
+    #[test]
+    fn literals_win_over_placeholders() {
+        let batch = "/v1/queues/q/messages/batch";
+        assert_eq!(found("POST", batch), Some(("POST", "/v1/queues/{q}/messages/batch")));
+        // The router answers 405 there: the table must not call it "read one message".
+        assert_eq!(found("GET", batch), None);
+        assert_eq!(
+            found("GET", "/v1/queues/q/messages/x"),
+            Some(("GET", "/v1/queues/{q}/messages/{id}"))
+        );
+    }
+
+    #[test]
+    fn head_is_get_and_unknown_is_none() {
+        assert_eq!(found("HEAD", "/v1/queues/a"), Some(("GET", "/v1/queues/{q}")));
+        assert_eq!(found("PATCH", "/v1/queues/a"), None);
+        assert_eq!(found("GET", "/v1/queues/a/b/c/d/e"), None);
+        assert_eq!(found("GET", "/v1"), None);
+        assert_eq!(found("GET", ""), None);
+    }
+
+    #[test]
+    fn finds_the_queue_segment() {
+        assert_eq!(
+            queue_segment("/v1/queues/{q}/messages", "/v1/queues/a%20b/messages"),
+            Some("a%20b")
+        );
+        assert_eq!(queue_segment("/v1/queues", "/v1/queues"), None);
+    }
+}

@@ -16,6 +16,16 @@ if ! command -v redis-server >/dev/null; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
 fi
+# The OpenAPI document is checked with openapi-spec-validator (Python); the
+# dashboard's browser test drives Debian's chromium over the DevTools protocol
+# with websocket-client. Install what is missing.
+python3 -c 'import openapi_spec_validator, websocket' 2>/dev/null \
+  || python3 -m pip install --quiet openapi-spec-validator websocket-client
+if ! command -v chromium >/dev/null; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+fi
 rustup target list --installed 2>/dev/null | grep -q wasm32-wasip2 || rustup target add wasm32-wasip2
 # The wasm host tests load the release component; build it first so its compile
 # is not charged to a test's run time.

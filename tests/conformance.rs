@@ -41,6 +41,8 @@ mod queues;
 mod queuey;
 #[path = "conformance/rest_queue.rs"]
 mod rest_queue;
+#[path = "conformance/web.rs"]
+mod web;
 
 /// One test module per host; one test per scenario in it.
 macro_rules! for_host {
@@ -142,6 +144,7 @@ conformance! {
         mounting::messages_flow_across_route_sets,
         mounting::dialects_live_under_their_prefixes,
         metrics::metrics_show_queues_and_requests,
+        web::pages_and_openapi_are_served_without_a_key,
     ]
 }
 
@@ -157,5 +160,6 @@ conformance! {
         auth::public_queues_are_readable_without_a_key,
         auth::keys_are_shown_once_scoped_and_revocable,
         metrics::metrics_need_the_admin_right,
+        web::pages_and_openapi_are_served_without_a_key,
     ]
 }

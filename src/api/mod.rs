@@ -13,8 +13,9 @@
 //! in `docs/api-v1.md`) and `dialect` (the seed systems' route sets, each under
 //! its prefix or one of them at `/`). `routes` is the table of every edgeq route
 //! with the right it needs, which `auth` (API keys, checked before any route
-//! runs), `keys` (`/v1/keys`) and `metrics` (`/metrics`, and counting every
-//! request) share.
+//! runs), `keys` (`/v1/keys`), `metrics` (`/metrics`, and counting every request)
+//! and `openapi` (`/openapi.json`) share. `web` serves the dashboard and `/docs`
+//! (unless a dialect is served at `/`: the root paths are then the dialect's).
 
 mod auth;
 mod dialect;
@@ -22,10 +23,12 @@ mod error;
 mod json;
 mod keys;
 mod metrics;
+mod openapi;
 mod ops;
 mod router;
 mod routes;
 mod v1;
+mod web;
 
 pub use metrics::RequestMetrics;
 
@@ -167,7 +170,9 @@ impl<S: Store, E: Env> Api<S, E> {
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
         let (parts, body) = req.into_parts();
         let started = self.metrics.start();
-        let route = routes::find(&parts.method, parts.uri.path());
+        // With a dialect at `/`, the pages' paths are the dialect's, outside the table.
+        let route = routes::find(&parts.method, parts.uri.path())
+            .filter(|r| self.root_dialect(&parts).is_none() || !web::serves(r.path));
         let limit = self.body_limit(&parts);
         let mut res = if body.len() > limit {
             Self::payload_too_large(limit)
@@ -195,11 +200,18 @@ impl<S: Store, E: Env> Api<S, E> {
             Some(a) => a.authorize(&self.engine, self.ns.as_ref().ok(), parts, route).await?,
         };
         let path = parts.uri.path();
+        let root_dialect = self.root_dialect(parts);
         match router::raw_segments(path).as_deref() {
             Some(["healthz"]) => {
                 return ops::healthz(&parts.method, self.engine.store(), self.is_open()).await
             }
             Some(["__heartbeat__"]) => return ops::heartbeat(&parts.method),
+            Some(["openapi.json"]) => return openapi::openapi_json(&parts.method),
+            Some([seg @ ("" | "docs" | "app.js" | "docs.js" | "app.css")])
+                if root_dialect.is_none() =>
+            {
+                return web::page(&parts.method, seg)
+            }
             Some(["metrics"]) => {
                 router::allow(&parts.method, "GET, HEAD")?;
                 return self.metrics.render(&self.engine, self.ns()?).await;
@@ -215,7 +227,7 @@ impl<S: Store, E: Env> Api<S, E> {
             _ => {}
         }
         // Everything else belongs to a dialect's mount, or to the root dialect.
-        match dialect::mount(path, self.root_dialect(parts)) {
+        match dialect::mount(path, root_dialect) {
             Some(mount) => {
                 let cx = dialect::Cx {
                     engine: &self.engine,
@@ -295,7 +307,7 @@ mod tests {
     #[test]
     fn unknown_routes_are_404_json() {
         for uri in [
-            "/",
+            "/index.html",
             "/v2/queues",
             "/v1",
             "/v1/queue",

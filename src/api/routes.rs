@@ -61,6 +61,12 @@ use Right::{Admin, Browse, Consume, Produce};
 
 /// Every route, in the order the router matches them.
 pub(crate) static ROUTES: &[Route] = &[
+    r("GET", "/", Open),
+    r("GET", "/app.js", Open),
+    r("GET", "/app.css", Open),
+    r("GET", "/docs", Open),
+    r("GET", "/docs.js", Open),
+    r("GET", "/openapi.json", Open),
     r("GET", "/healthz", Open),
     r("GET", "/__heartbeat__", Open),
     r("GET", "/metrics", Key(Admin)),
@@ -80,6 +86,12 @@ pub(crate) static ROUTES: &[Route] = &[
     r("POST", "/v1/queues/{q}/ack", Key(Consume)),
     r("POST", "/v1/queues/{q}/nack", Key(Consume)),
     r("POST", "/v1/queues/{q}/extend", Key(Consume)),
+    r("GET", "/v1/exchanges/{x}", Key(Browse)),
+    r("PUT", "/v1/exchanges/{x}", Key(Admin)),
+    r("DELETE", "/v1/exchanges/{x}", Key(Admin)),
+    r("PUT", "/v1/exchanges/{x}/bindings/{q}", Key(Admin)),
+    r("DELETE", "/v1/exchanges/{x}/bindings/{q}", Key(Admin)),
+    r("POST", "/v1/exchanges/{x}/publish", Key(Produce)),
     r("GET", "/v1/keys", Key(Admin)),
     r("POST", "/v1/keys", Key(Admin)),
     r("DELETE", "/v1/keys/{id}", Key(Admin)),
@@ -148,6 +160,49 @@ mod tests {
         assert_eq!(found("GET", "/v1/queues/a/b/c/d/e"), None);
         assert_eq!(found("GET", "/v1"), None);
         assert_eq!(found("GET", ""), None);
+    }
+
+    /// The table and the router agree: every route in the table is served (not
+    /// 404, not 405), and on every path of the table the router serves no method
+    /// the table lacks.
+    #[test]
+    fn the_table_is_what_the_router_serves() {
+        use crate::api::{Api, ApiConfig};
+        use crate::engine::{Engine, ManualEnv};
+        use crate::store::MemoryStore;
+        let api = Api::new(
+            Engine::new(MemoryStore::new(), ManualEnv::new(1_000, 1)),
+            ApiConfig::default(),
+        );
+        let id = crate::model::MessageId::new(1, 0, 1).to_string();
+        let concrete = |p: &str| {
+            p.replace("{q}", "q")
+                .replace("{x}", "x")
+                .replace("{id}", if p.starts_with("/v1/keys") { "1" } else { &id })
+        };
+        let status = |m: &str, path: &str| {
+            let req =
+                http::Request::builder().method(m).uri(path).body(bytes::Bytes::new()).unwrap();
+            let res = futures::executor::block_on(api.handle(req));
+            let v: serde_json::Value = serde_json::from_slice(res.body()).unwrap_or_default();
+            (res.status().as_u16(), v["error"]["code"].as_str().unwrap_or("").to_owned())
+        };
+        for route in ROUTES {
+            let path = concrete(route.path);
+            let (s, code) = status(route.method, &path);
+            assert!(code != "not_found" && s != 405, "{} {}: {s} {code}", route.method, route.path);
+            for m in ["GET", "PUT", "POST", "DELETE", "PATCH"] {
+                if ROUTES.iter().any(|r| r.path == route.path && r.method == m) {
+                    continue;
+                }
+                assert_eq!(
+                    status(m, &path).0,
+                    405,
+                    "{m} {}: the router serves it, the table does not",
+                    route.path
+                );
+            }
+        }
     }
 
     #[test]

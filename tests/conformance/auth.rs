@@ -28,7 +28,8 @@ async fn new_key(c: &Client, namespace: &str, rights: &[&str]) -> (u64, String) 
     (v["id"].as_u64().expect("an id"), v["key"].as_str().expect("the key").to_owned())
 }
 
-/// Queues with their counts, and the key ids: what a refused request must not change.
+/// Queues with their counts, exchanges with their bindings, and the keys: what a
+/// refused request must not change.
 async fn snapshot(c: &Client) -> Value {
     let r = call(c, Some(ADMIN_KEY), "GET", "/v1/queues?details=true", "").await;
     r.expect(200);
@@ -41,9 +42,14 @@ async fn snapshot(c: &Client) -> Value {
             json!([q["name"], q["config"], s["messages"], s["bytes"], s["in_flight"]])
         })
         .collect();
+    let mut exchanges = Vec::new();
+    for x in ["ex", "ex2", "exdel"] {
+        let r = call(c, Some(ADMIN_KEY), "GET", &format!("/v1/exchanges/{x}"), "").await;
+        exchanges.push(json!([r.status.as_u16(), String::from_utf8_lossy(&r.body)]));
+    }
     let r = call(c, Some(ADMIN_KEY), "GET", "/v1/keys", "").await;
     r.expect(200);
-    json!({ "queues": queues, "keys": r.json()["keys"] })
+    json!({ "queues": queues, "exchanges": exchanges, "keys": r.json()["keys"] })
 }
 
 async fn send(c: &Client, q: &str, body: &str) -> String {
@@ -55,6 +61,11 @@ async fn send(c: &Client, q: &str, body: &str) -> String {
 pub async fn every_route_refuses_bad_keys_and_serves_the_right_one(c: &Client) {
     for q in ["q", "del", "pur"] {
         let r = call(c, Some(ADMIN_KEY), "PUT", &format!("/v1/queues/{q}"), "").await;
+        r.expect(201);
+    }
+    let fanout = r#"{"type":"fanout"}"#;
+    for x in ["ex", "exdel"] {
+        let r = call(c, Some(ADMIN_KEY), "PUT", &format!("/v1/exchanges/{x}"), fanout).await;
         r.expect(201);
     }
     for i in 0..4 {
@@ -97,6 +108,12 @@ pub async fn every_route_refuses_bad_keys_and_serves_the_right_one(c: &Client) {
         ("POST", "/v1/queues/q/ack".into(), receipt, "consume", "browse", 409),
         ("POST", "/v1/queues/q/nack".into(), nack, "consume", "produce", 409),
         ("POST", "/v1/queues/q/extend".into(), extend, "consume", "browse", 409),
+        ("GET", "/v1/exchanges/ex".into(), "".into(), "browse", "produce", 200),
+        ("PUT", "/v1/exchanges/ex2".into(), fanout.into(), "admin", "produce", 201),
+        ("DELETE", "/v1/exchanges/exdel".into(), "".into(), "admin", "browse", 204),
+        ("PUT", "/v1/exchanges/ex/bindings/q".into(), "".into(), "admin", "produce", 204),
+        ("DELETE", "/v1/exchanges/ex/bindings/q".into(), "".into(), "admin", "consume", 204),
+        ("POST", "/v1/exchanges/ex/publish".into(), "{}".into(), "produce", "consume", 200),
         ("GET", "/v1/keys".into(), "".into(), "admin", "consume", 200),
         ("POST", "/v1/keys".into(), new_key_body, "admin", "produce", 201),
         ("DELETE", format!("/v1/keys/{victim}"), "".into(), "admin", "browse", 204),

@@ -3,10 +3,11 @@
 # per mode, default 1000, so 2000 in all), the conformance suite against the native
 # server (memory, redb, Redis) and the wasm component in a wasmtime host, the
 # native server's own tests (stress, kill -9 crash rounds: EDGEQ_CRASH_ROUNDS,
-# bad input), and a bounded run of the fuzz targets (FUZZ_SECONDS per target).
-# Needs only the Rust toolchain (rust-toolchain.toml makes rustup install the
-# pinned compiler and the wasm32-wasip2 target) and Debian's apt, from which it
-# installs redis-server when missing.
+# bad input), a bounded run of the fuzz targets (FUZZ_SECONDS per target), and
+# the dashboard in headless Chromium. Needs only the Rust toolchain
+# (rust-toolchain.toml makes rustup install the pinned compiler and the
+# wasm32-wasip2 target), python3 with pip, and Debian's apt, from which it
+# installs redis-server and chromium when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The Redis store's tests (and the conformance suite's native_redis host) start
@@ -43,6 +44,15 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
+# The dashboard in headless Chromium against a running native server
+# (tests/browser/dashboard.py); its screenshot is left in the target directory.
+target="${CARGO_TARGET_DIR:-target}"
+if cargo build -p edgeq-native --bin edgeq && python3 tests/browser/dashboard.py "$target/debug/edgeq" "$target/dashboard.png"; then
+  echo "test result: ok. 1 passed; 0 failed (browser: tests/browser/dashboard.py)" | tee -a "$log"
+else
+  echo "test result: FAILED. 0 passed; 1 failed (browser: tests/browser/dashboard.py)" | tee -a "$log"
+  status=1
+fi
 # One closing line for the whole suite (cargo prints one per test binary, and
 # the last ones are doc-test binaries with nothing in them).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

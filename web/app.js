@@ -12,6 +12,7 @@ keyInput.addEventListener("change", () => {
 });
 
 let selected = null; // the queue object shown in the detail panel
+let listingFailed = false; // the status line shows a failed listing
 
 function status(text, error) {
   $("status").textContent = text;
@@ -69,9 +70,11 @@ async function refresh() {
       return tr;
     });
     body.replaceChildren(...rows);
-    if (!$("status").classList.contains("error")) status("");
+    if (listingFailed) status("");
+    listingFailed = false;
   } catch (e) {
     status("Listing queues failed: " + e.message, true);
+    listingFailed = true;
   }
 }
 
@@ -116,6 +119,7 @@ function action(fn) {
       await fn();
     } catch (e) {
       status(e.message, true);
+      listingFailed = false;
       return;
     }
     await refresh();

@@ -6,7 +6,7 @@ Usage: dashboard.py EDGEQ_BINARY SCREENSHOT_PATH
 
 Creates a queue, sends a message whose body is a <script> (and checks it is
 shown as text, never run or parsed as markup), sees the count change, peeks,
-pops, purges, and loads /docs. Saves a screenshot of the dashboard. Every wait
+pops, purges, sees a queue's dead letters, and loads /docs. Saves a screenshot of the dashboard. Every wait
 polls the page with a generous limit; nothing asserts on timing.
 
 Needs `chromium` (Debian package) and `websocket-client` (PyPI); scripts/test.sh
@@ -170,6 +170,18 @@ def main():
         wait_for("the count shows 0", lambda: page.count() == "0")
         print("browser: purge emptied the queue")
 
+        dead_letter(base)
+        wait_for("poisoned is listed", lambda: page.eval("!!document.querySelector('tr[data-queue=\"poisoned\"]')"))
+        page.eval("document.querySelector('tr[data-queue=\"poisoned\"]').click()")
+        page.eval("document.getElementById('dead').click()")
+        wait_for(
+            "the dead letters are shown",
+            lambda: page.eval("document.getElementById('list-title').textContent").startswith("Dead letters"),
+        )
+        dead = page.eval("[...document.querySelectorAll('#messages pre.body')].map(p => p.textContent)")
+        assert dead == ['"poison"'], dead
+        print("browser: dead letters show the DLQ's message")
+
         page.goto(base + "/docs")
         wait_for(
             "/docs lists the operations",
@@ -186,6 +198,31 @@ def main():
         server.terminate()
         server.wait()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def call(base, method, path, body=None):
+    """One v1 call as the admin; the parsed JSON answer (None when empty)."""
+    req = urllib.request.Request(base + path, method=method, data=body.encode() if body is not None else None)
+    req.add_header("authorization", "Bearer " + ADMIN_KEY)
+    req.add_header("content-type", "application/json")
+    with urllib.request.urlopen(req, timeout=30) as res:
+        text = res.read()
+        return json.loads(text) if text and res.headers.get("content-type", "").startswith("application/json") else None
+
+
+def dead_letter(base):
+    """A queue `poisoned` whose one message went to its dead-letter queue `dlq`."""
+    call(base, "PUT", "/v1/queues/dlq")
+    call(base, "PUT", "/v1/queues/poisoned", '{"max_receives": 1, "dead_letter_queue": "dlq"}')
+    call(base, "POST", "/v1/queues/poisoned/messages", '"poison"')
+
+    def moved():
+        got = call(base, "POST", "/v1/queues/poisoned/receive?count=1")
+        for m in (got or {}).get("messages", []):
+            call(base, "POST", "/v1/queues/poisoned/nack", json.dumps({"receipts": [m["receipt"]]}))
+        return call(base, "GET", "/v1/queues/dlq")["stats"]["messages"] == 1
+
+    wait_for("the message is dead-lettered", moved)
 
 
 def _healthy(base):

@@ -22,8 +22,8 @@ use utoipa::openapi::path::{
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder,
-    Required, ResponseBuilder, Schema,
+    ComponentsBuilder, ContentBuilder, InfoBuilder, KnownFormat, ObjectBuilder, OpenApiBuilder,
+    PathsBuilder, Ref, RefOr, Required, ResponseBuilder, Schema, SchemaFormat, Type,
 };
 
 /// What [`describe`] says about one route.
@@ -233,12 +233,22 @@ fn method(m: &str) -> HttpMethod {
     }
 }
 
-fn schema(v: serde_json::Value) -> Option<Schema> {
-    serde_json::from_value(v).ok()
+/// `{"type": "string"}`, with `format` when given.
+fn string(format: Option<KnownFormat>) -> RefOr<Schema> {
+    let object = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(format.map(SchemaFormat::KnownFormat))
+        .build();
+    RefOr::T(Schema::Object(object))
+}
+
+/// A reference to component schema `name`.
+fn component(name: &str) -> RefOr<Schema> {
+    RefOr::Ref(Ref::from_schema_name(name))
 }
 
 /// The whole document.
-pub(crate) fn document() -> OpenApi {
+pub(crate) fn document() -> serde_json::Value {
     let mut paths = PathsBuilder::new();
     for route in ROUTES {
         let Some(doc) = describe(route) else { continue };
@@ -253,7 +263,7 @@ pub(crate) fn document() -> OpenApi {
                     .name(name)
                     .parameter_in(ParameterIn::Path)
                     .required(Required::True)
-                    .schema(schema(json!({"type": "string"}))),
+                    .schema(Some(string(None))),
             );
         }
         for (name, what) in doc.query {
@@ -263,18 +273,16 @@ pub(crate) fn document() -> OpenApi {
                     .parameter_in(ParameterIn::Query)
                     .required(Required::False)
                     .description(Some(*what))
-                    .schema(schema(json!({"type": "string"}))),
+                    .schema(Some(string(None))),
             );
         }
         let body = match doc.body {
             Body::None => None,
-            Body::Json(name) => {
-                Some(("application/json", json!({"$ref": format!("#/components/schemas/{name}")})))
-            }
-            Body::Raw => Some(("*/*", json!({"type": "string", "format": "binary"}))),
+            Body::Json(name) => Some(("application/json", component(name))),
+            Body::Raw => Some(("*/*", string(Some(KnownFormat::Binary)))),
         };
         if let Some((ct, s)) = body {
-            let content = ContentBuilder::new().schema(schema(s)).build();
+            let content = ContentBuilder::new().schema(Some(s)).build();
             op = op.request_body(Some(
                 RequestBodyBuilder::new()
                     .content(ct, content)
@@ -283,9 +291,7 @@ pub(crate) fn document() -> OpenApi {
             ));
         }
         op = op.response(doc.ok.0, ResponseBuilder::new().description(doc.ok.1));
-        let error = ContentBuilder::new()
-            .schema(schema(json!({"$ref": "#/components/schemas/Error"})))
-            .build();
+        let error = ContentBuilder::new().schema(Some(component("Error"))).build();
         let err = |what: &str| {
             ResponseBuilder::new().description(what).content("application/json", error.clone())
         };
@@ -308,14 +314,9 @@ pub(crate) fn document() -> OpenApi {
         op = op.description(Some(format!("Right needed when keys are configured: {right}.")));
         paths = paths.path(route.path, PathItem::new(method(route.method), op));
     }
-    let mut components = ComponentsBuilder::new()
+    let components = ComponentsBuilder::new()
         .security_scheme("key", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
-    for (name, s) in schemas() {
-        if let Some(s) = schema(s) {
-            components = components.schema(name, s);
-        }
-    }
-    OpenApiBuilder::new()
+    let api = OpenApiBuilder::new()
         .info(InfoBuilder::new().title("edgeq").version(env!("CARGO_PKG_VERSION")).description(
             Some(
                 "An HTTP message queue. Errors are {\"error\":{\"code\",\"message\"}}; \
@@ -324,13 +325,21 @@ pub(crate) fn document() -> OpenApi {
         ))
         .paths(paths)
         .components(Some(components.build()))
-        .build()
+        .build();
+    let mut doc = serde_json::to_value(&api).unwrap_or_default();
+    // The component schemas go in as JSON: utoipa's schema model would need its
+    // deserialiser in the component (a third of utoipa's size) to take them.
+    if let Some(c) = doc.get_mut("components").and_then(|c| c.as_object_mut()) {
+        let schemas = schemas().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        c.insert("schemas".into(), serde_json::Value::Object(schemas));
+    }
+    doc
 }
 
 /// `GET /openapi.json`.
 pub(crate) fn openapi_json(m: &Method) -> Result<Response<Bytes>, ApiError> {
     super::router::allow(m, "GET, HEAD")?;
-    let body = document().to_json().map_err(|e| ApiError::internal(e.to_string()))?;
+    let body = serde_json::to_vec(&document()).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(super::web::with_type(Bytes::from(body), "application/json"))
 }
 
@@ -340,7 +349,7 @@ mod tests {
 
     #[test]
     fn every_route_is_described() {
-        let doc: serde_json::Value = serde_json::from_str(&document().to_json().unwrap()).unwrap();
+        let doc = document();
         assert_eq!(doc["openapi"].as_str().map(|v| &v[..4]), Some("3.1."));
         for route in ROUTES {
             assert!(
@@ -352,8 +361,8 @@ mod tests {
             let op = &doc["paths"][route.path][route.method.to_lowercase()];
             assert!(op.is_object(), "{} {} is not in the document", route.method, route.path);
         }
-        for (name, s) in schemas() {
-            assert!(schema(s).is_some(), "schema {name} does not parse");
+        for (name, _) in schemas() {
+            assert!(doc["components"]["schemas"][name].is_object(), "schema {name}");
         }
     }
 
@@ -362,7 +371,7 @@ mod tests {
     #[test]
     fn the_document_validates() {
         let path = std::env::temp_dir().join(format!("edgeq-openapi-{}.json", std::process::id()));
-        std::fs::write(&path, document().to_json().unwrap()).unwrap();
+        std::fs::write(&path, serde_json::to_vec(&document()).unwrap()).unwrap();
         let out = std::process::Command::new("python3")
             .args(["-m", "openapi_spec_validator"])
             .arg(&path)

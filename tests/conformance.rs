@@ -159,6 +159,7 @@ conformance! {
         auth::malformed_authorization_is_401,
         auth::public_queues_are_readable_without_a_key,
         auth::keys_are_shown_once_scoped_and_revocable,
+        auth::dialects_under_keys,
         metrics::metrics_need_the_admin_right,
         web::pages_and_openapi_are_served_without_a_key,
     ]

@@ -142,6 +142,17 @@ impl<S: Store, E: Env> Api<S, E> {
     /// Whether `/v1/{rest}` is Queuey's rather than edgeq's: Queuey is served at
     /// `/` for this request and `rest` starts with one of its applications (whose
     /// clients cannot take a prefix and also say `/v1`).
+    /// Whether the request goes to the Queuey dialect, which has authentication of
+    /// its own (`Authorization: Application <key>`), so the Bearer check of the
+    /// other route sets leaves it alone.
+    fn is_queuey(&self, parts: &http::request::Parts) -> bool {
+        match router::raw_segments(parts.uri.path()).as_deref() {
+            Some(["v1", rest @ ..]) => self.queuey_at_root(parts, rest),
+            _ => dialect::mount(parts.uri.path(), self.root_dialect(parts))
+                .is_some_and(|m| m.dialect == Dialect::Queuey),
+        }
+    }
+
     fn queuey_at_root(&self, parts: &http::request::Parts, rest: &[&str]) -> bool {
         self.root_dialect(parts) == Some(Dialect::Queuey)
             && rest
@@ -197,6 +208,8 @@ impl<S: Store, E: Env> Api<S, E> {
     ) -> Result<Response<Bytes>, ApiError> {
         let principal = match &self.auth {
             None => auth::Principal::Anyone,
+            // Queuey checks its own application keys (dialect/queuey.rs).
+            Some(_) if route.is_none() && self.is_queuey(parts) => auth::Principal::Anyone,
             Some(a) => a.authorize(&self.engine, self.ns.as_ref().ok(), parts, route).await?,
         };
         let path = parts.uri.path();

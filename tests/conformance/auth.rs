@@ -299,3 +299,27 @@ pub async fn keys_are_shown_once_scoped_and_revocable(c: &Client) {
     let r = call(c, admin, "GET", "/v1/queues/k", "").await;
     assert_eq!(r.json()["stats"]["messages"], 1, "the revoked key's send stored nothing");
 }
+
+/// With keys on, Queuey keeps its own application keys (no Bearer key needed or
+/// accepted in their place); the dialects whose originals had no authentication
+/// (rest_queue, memfifo, monty) need an edgeq key like v1.
+pub async fn dialects_under_keys(c: &Client) {
+    let queuey = |auth: Option<String>| {
+        let mut rb = c.req(Method::POST, "/queuey/v1/notes").form(&[("queue_name", "todo")]);
+        if let Some(a) = auth {
+            rb = rb.header("authorization", a);
+        }
+        c.send(rb)
+    };
+    queuey(Some("Application notes-key".into())).await.expect(201);
+    // Queuey's own rules answer: no application key is its 403, a Bearer key is
+    // not an application key.
+    queuey(None).await.expect(403);
+    queuey(Some(format!("Bearer {ADMIN_KEY}"))).await.expect(403);
+
+    call(c, None, "POST", "/rest_queue/queues/plain", "").await.expect_error(401, "unauthorized");
+    call(c, None, "GET", "/memfifo/queues", "").await.expect_error(401, "unauthorized");
+    call(c, Some("eqk_wrong"), "GET", "/monty/Consume", "").await.expect_error(401, "unauthorized");
+    call(c, Some(ADMIN_KEY), "POST", "/rest_queue/queues/plain", "").await.expect(201);
+    call(c, Some(ADMIN_KEY), "GET", "/memfifo/queues/plain", "").await.expect(200);
+}

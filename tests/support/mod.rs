@@ -92,7 +92,10 @@ pub async fn start(target: Target) -> Running {
         }
         Target::WasmKeys => {
             let options = wasm_host::HostOptions {
-                variables: vec![("admin_key".into(), ADMIN_KEY.into())],
+                variables: vec![
+                    ("admin_key".into(), ADMIN_KEY.into()),
+                    ("queuey_apps".into(), QUEUEY_APPS.into()),
+                ],
                 ..Default::default()
             };
             let host = wasm_host::start_wasm_host_with(options).await;

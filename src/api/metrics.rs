@@ -7,7 +7,7 @@
 //!
 //! Read at scrape time from the engine's stats (`list_queues` with details, the
 //! first 1000 list entries of the served namespace): `edgeq_queue_messages`,
-//! `_bytes`, `_in_flight`, `_dead_lettered`, `_oldest_message_age_seconds`,
+//! `_bytes`, `_in_flight`, `_dead_lettered`, `_delayed`, `_oldest_message_age_seconds`,
 //! labelled `namespace` and `queue`. `edgeq_queue_list_truncated` is 1 when the
 //! namespace has more list entries than one scrape reads. The engine keeps no
 //! count of delayed messages yet, so there is no `delayed` gauge.
@@ -216,7 +216,7 @@ async fn queue_gauges<S: Store, E: Env>(
 ) -> Result<(), ApiError> {
     let page = engine.list_queues(ns, None, MAX_QUEUES, None, true).await?;
     let gauge = Family::<QueueLabels, Gauge>::default;
-    let (messages, bytes, in_flight, dead) = (gauge(), gauge(), gauge(), gauge());
+    let (messages, bytes, in_flight, dead, delayed) = (gauge(), gauge(), gauge(), gauge(), gauge());
     let age = Family::<QueueLabels, Gauge<f64, AtomicU64>>::default();
     for q in &page.queues {
         let l = QueueLabels { namespace: ns.to_string(), queue: q.name.clone() };
@@ -226,6 +226,7 @@ async fn queue_gauges<S: Store, E: Env>(
         bytes.get_or_create(&l).set(int(s.bytes));
         in_flight.get_or_create(&l).set(int(s.in_flight));
         dead.get_or_create(&l).set(int(s.dead_lettered));
+        delayed.get_or_create(&l).set(int(s.delayed));
         age.get_or_create(&l).set(s.oldest_age_ms.map_or(0.0, |ms| ms as f64 / 1000.0));
     }
     registry.register(
@@ -236,6 +237,11 @@ async fn queue_gauges<S: Store, E: Env>(
     registry.register("edgeq_queue_bytes", "Message body bytes held", bytes);
     registry.register("edgeq_queue_in_flight", "Messages under a receive lease", in_flight);
     registry.register("edgeq_queue_dead_lettered", "Messages moved to the dead-letter queue", dead);
+    registry.register(
+        "edgeq_queue_delayed",
+        "Messages sent with a delay, not delivered yet",
+        delayed,
+    );
     registry.register(
         "edgeq_queue_oldest_message_age_seconds",
         "Age of the oldest message held (0 when empty)",

@@ -181,7 +181,10 @@ impl<S: Store, E: Env> Engine<S, E> {
         let intent = Claim::Live { until: now + GRACE, lease: false };
         match self.reclaim(&slot, k, Claim::Abandoned, intent, now, Mode::Own).await? {
             Claimed::Won { claims, .. } => match self.read_slot(&slot, false).await? {
-                (Some(rec), low) => self.finish(&queue.keys, &slot, &rec, claims, low).await,
+                (Some(rec), low) => {
+                    self.undelay_if_undelivered(&queue, &slot, &rec).await?;
+                    self.finish(&queue.keys, &slot, &rec, claims, low).await
+                }
                 (None, _) => Err(Error::MessageNotFound(id.to_string())),
             },
             Claimed::Busy { .. } => Err(Error::Contention(id.to_string())),

@@ -155,6 +155,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         };
         if rec.expires_at <= now {
             self.end_lease(queue, ended_lease).await?;
+            self.undelay_if_undelivered(queue, slot, &rec).await?;
             self.finish(qk, slot, &rec, claims, low).await?;
             return Ok(None);
         }
@@ -167,12 +168,16 @@ impl<S: Store, E: Env> Engine<S, E> {
             self.set_state(slot, SlotState::Live { until: rec.visible_at, claims }).await?;
             return Ok(None);
         }
-        let receives = match want {
+        let delivery = match want {
             // The first claim ever on the slot: no delivery came before, and a
             // popped message is finished, so its count is never read again.
             Want::Pop if k == 1 => 1,
             _ => self.store.increment(&slot.keys.deliveries(), 1).await? as u32,
-        } + rec.prior_receives;
+        };
+        if delivery == 1 && rec.delayed() {
+            self.store.increment(&qk.delayed(), -1).await?;
+        }
+        let receives = delivery + rec.prior_receives;
         if let Want::Pop = want {
             self.end_lease(queue, ended_lease).await?;
             self.finish(qk, slot, &rec, claims, low).await?;
@@ -209,6 +214,20 @@ impl<S: Store, E: Env> Engine<S, E> {
         let mut m = message(rec, receives, Some(receipt));
         m.lease_until = Some(until);
         Ok(Some(m))
+    }
+
+    /// Takes a message sent with a delay out of the `delayed` count when it
+    /// leaves without ever being delivered (expired, deleted by id).
+    pub(crate) async fn undelay_if_undelivered(
+        &self,
+        queue: &Queue,
+        slot: &Slot,
+        rec: &MessageRecord,
+    ) -> Result<()> {
+        if rec.delayed() && self.store.increment(&slot.keys.deliveries(), 0).await? == 0 {
+            self.store.increment(&queue.keys.delayed(), -1).await?;
+        }
+        Ok(())
     }
 
     async fn end_lease(&self, queue: &Queue, ended_lease: bool) -> Result<()> {

@@ -76,6 +76,10 @@ impl QueueKeys {
     pub fn in_flight(&self) -> String {
         format!("{}/f", self.prefix)
     }
+    /// Counter: messages sent with a delay and not delivered yet.
+    pub fn delayed(&self) -> String {
+        format!("{}/y", self.prefix)
+    }
     /// Counter: messages dead-lettered.
     pub fn dead_lettered(&self) -> String {
         format!("{}/x", self.prefix)

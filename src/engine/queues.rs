@@ -155,12 +155,13 @@ impl<S: Store, E: Env> Engine<S, E> {
         let (messages, bytes) = split_held(self.store.increment(&k.held(), 0).await?);
         let in_flight = self.store.increment(&k.in_flight(), 0).await?.max(0) as u64;
         let dead_lettered = self.store.increment(&k.dead_lettered(), 0).await?.max(0) as u64;
+        let delayed = self.store.increment(&k.delayed(), 0).await?.max(0) as u64;
         let oldest_age_ms = if messages == 0 {
             None
         } else {
             self.oldest(queue).await?.map(|t| self.env.now().saturating_sub(t))
         };
-        Ok(QueueStats { messages, bytes, in_flight, dead_lettered, oldest_age_ms })
+        Ok(QueueStats { messages, bytes, in_flight, dead_lettered, delayed, oldest_age_ms })
     }
 
     /// When the oldest message held was enqueued: the first record at or after

@@ -144,8 +144,10 @@ impl<S: Store, E: Env> Engine<S, E> {
             true => Err(Error::QueueFull(queue.name.to_string())),
             false => self.push(&qk.ring(p), &mut rec, &body).await,
         };
-        if pushed.is_err() {
-            self.store.increment(&qk.held(), -delta).await?;
+        match pushed {
+            Err(_) => self.store.increment(&qk.held(), -delta).await.map(drop)?,
+            Ok(_) if rec.delayed() => self.store.increment(&qk.delayed(), 1).await.map(drop)?,
+            Ok(_) => {}
         }
         pushed
     }

@@ -365,3 +365,34 @@ fn concurrent_binding_changes_are_all_kept() {
         }
     }
 }
+
+#[test]
+fn delayed_counts_from_send_to_first_delivery_expiry_or_delete() {
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    let delayed = |e: &Engine<MemoryStore, ManualEnv>| {
+        block_on(e.get_queue(&n("ns"), &n("q"))).unwrap().stats.unwrap().delayed
+    };
+    let later = |secs: u64, body: &str| NewMessage { delay: Some(secs), ..msg(body) };
+    // Expires (after 3 s) before it would become visible (after 5 s).
+    let ttl = NewMessage { delay: Some(5), ttl: Some(3), ..msg("expires") };
+    let sent = block_on(e.send(&n("ns"), &n("q"), vec![later(5, "a"), later(5, "b"), ttl]));
+    let ids: Vec<_> = sent.unwrap().into_iter().map(|s| s.unwrap().id).collect();
+    send(&e, "q", "now");
+    assert_eq!(delayed(&e), 3);
+    assert_eq!(pop_bodies(&e, "q", 5), ["now"]);
+    assert_eq!(delayed(&e), 3, "a look at a still hidden message changes nothing");
+    block_on(e.delete_message(&n("ns"), &n("q"), ids[1])).unwrap();
+    assert_eq!(delayed(&e), 2);
+    e.env().advance(6_000);
+    let got = receive(&e, "q", 30);
+    assert_eq!(got.iter().map(|m| &m.body[..]).collect::<Vec<_>>(), [b"a"], "the other expired");
+    assert_eq!(delayed(&e), 0, "delivered, deleted or expired");
+    // A nack makes a message invisible again, but it is not "delayed".
+    let m = receive(&e, "q", 30);
+    assert!(m.is_empty());
+    e.env().advance(40_000);
+    let again = receive(&e, "q", 30);
+    assert!(!again.is_empty());
+    assert_eq!(delayed(&e), 0, "redeliveries are not counted again");
+}

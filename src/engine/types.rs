@@ -30,6 +30,10 @@ pub struct QueueStats {
     pub in_flight: u64,
     /// Messages moved to the dead-letter queue (or dropped) after `max_receives`.
     pub dead_lettered: u64,
+    /// Messages sent with a delay and not delivered yet (approximate, like SQS's
+    /// `ApproximateNumberOfMessagesDelayed`: counted from the send until the first
+    /// delivery, expiry or delete).
+    pub delayed: u64,
     /// Age of the oldest message held, in milliseconds.
     pub oldest_age_ms: Option<u64>,
 }

@@ -33,6 +33,14 @@ pub struct MessageRecord {
     pub body: Vec<u8>,
 }
 
+impl MessageRecord {
+    /// Whether it was sent with a delay (it became visible after its enqueue
+    /// time; a dead-letter copy keeps its original, earlier `visible_at`).
+    pub fn delayed(&self) -> bool {
+        self.visible_at > self.enqueued_at
+    }
+}
+
 /// A stored value that is not a message record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("corrupt message record: {0}")]

@@ -107,15 +107,19 @@ pub async fn delay_hides_then_shows(c: &Client) {
     r.expect(201);
     assert!(c.pop("d").await.is_none(), "a delayed message is hidden");
     assert_eq!(c.count("d").await, 1);
+    assert_eq!(c.stats("d").await["delayed"], 1);
     c.post("/v1/queues/d/purge").await.expect(200);
+    assert_eq!(c.stats("d").await["delayed"], 0);
 
     // Short delay: becomes visible by itself.
     c.send(c.req(Method::POST, "/v1/queues/d/messages").header("edgeq-delay", "1").body("soon"))
         .await
         .expect(201);
+    assert_eq!(c.stats("d").await["delayed"], 1);
     let m =
         eventually("the delayed message to appear", Duration::from_secs(15), || c.pop("d")).await;
     assert_eq!(&m.body[..], b"soon");
+    assert_eq!(c.stats("d").await["delayed"], 0, "delivered: no longer delayed");
 
     // The queue's default delay applies too.
     c.put_queue("d", &json!({"delay": 600})).await.expect(200);

@@ -103,6 +103,7 @@ struct StatsJson {
     bytes: u64,
     in_flight: u64,
     dead_lettered: u64,
+    delayed: u64,
     oldest_age_ms: Option<u64>,
 }
 
@@ -117,6 +118,7 @@ impl<'a> From<&'a QueueInfo> for QueueJson<'a> {
                 bytes: s.bytes,
                 in_flight: s.in_flight,
                 dead_lettered: s.dead_lettered,
+                delayed: s.delayed,
                 oldest_age_ms: s.oldest_age_ms,
             }),
         }

@@ -43,6 +43,7 @@ async fn shows_queues_and_requests(c: &Client, key: Option<&str>) {
     assert_eq!(sample(&text, &format!("edgeq_queue_messages{q}")), Some(2.0), "{text}");
     assert_eq!(sample(&text, &format!("edgeq_queue_bytes{q}")), Some(8.0), "{text}");
     assert_eq!(sample(&text, &format!("edgeq_queue_in_flight{q}")), Some(0.0), "{text}");
+    assert_eq!(sample(&text, &format!("edgeq_queue_delayed{q}")), Some(0.0), "{text}");
     assert!(sample(&text, &format!("edgeq_queue_oldest_message_age_seconds{q}")).is_some());
     let sent =
         r#"edgeq_http_requests_total{method="POST",route="/v1/queues/{q}/messages",status="2xx"}"#;

@@ -25,8 +25,8 @@
 //!   the incarnation counter, moved only by purge and delete; `{ns}/{q}//new/{inc}`:
 //!   decides exclusive creation (`create_queue`). `{ns}//list`,
 //!   `{ns}//list/{n}`: the creation-ordered queue list.
-//! - `{ns}/{q}/{inc}/n|f|x`: counts (messages × 2^40 + bytes in one counter, in
-//!   flight, dead-lettered);
+//! - `{ns}/{q}/{inc}/n|f|x|y`: counts (messages × 2^40 + bytes in one counter, in
+//!   flight, dead-lettered, delayed — sent with a delay and not delivered yet);
 //!   `…/i/{key}` and `…/I/{key}`: idempotency decision counter and outcome.
 //! - per partition `p` (a FIFO ticket ring) `…/{p}/t` tail and `…/{p}/h` head
 //!   counters, `…/{p}/lo` low-water mark, `…/{p}/sc` scan cursor.

@@ -81,17 +81,7 @@ command -v curl >/dev/null || die "curl is needed"
 work=$(mktemp -d -t edgeq-cbench.XXXXXX)
 pids=()
 
-stop_pid() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
+# stop_pid (benches/lib.sh, sourced below) is only reached once a pid was recorded.
 cleanup() {
     local pid
     for pid in "${pids[@]}"; do stop_pid "$pid"; done

@@ -60,16 +60,9 @@ command -v curl >/dev/null || die "curl is needed"
 work=$(mktemp -d -t edgeq-bench.XXXXXX)
 server_pid=""
 
-stop_server() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 150); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
+# The redb store persists its overlay on shutdown: give it 15 s before SIGKILL.
+# (stop_pid is in benches/lib.sh, sourced below, before any server starts.)
+stop_server() { stop_pid "$1" 15; }
 
 cleanup() {
     [ -z "$server_pid" ] || stop_server "$server_pid"

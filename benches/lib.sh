@@ -2,6 +2,19 @@
 # They use the caller's $url, $lua, $work, $BODY_BYTES, $THREADS, $CONNECTIONS and
 # die(); fill() runs $FILL_CLIENTS curl clients ($CONNECTIONS unless set).
 
+# stop_pid PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (default 5) if it
+# has not exited; reaps it.
+stop_pid() {
+    local pid=$1 tries=$((${2:-5} * 10)) i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < tries; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
 put_queue() {
     curl -fsS --max-time 10 -X PUT "$url/v1/queues/$1" -o /dev/null \
         || die "cannot create queue $1 at $url"

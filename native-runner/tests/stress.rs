@@ -46,7 +46,11 @@ async fn check(label: &str, urls: Vec<String>, mode: Mode) -> Report {
     println!("{}\n{}", Report::header(), report.row());
     assert_eq!(report.sent, MESSAGES, "{label}");
     assert_eq!(report.acked, MESSAGES, "{label}: every send answered 2xx");
-    assert_eq!(report.errors, 0, "{label}: no request failed");
+    assert_eq!(
+        report.errors, 0,
+        "{label}: no request failed; first failures: {:#?}",
+        report.failures
+    );
     assert_eq!(report.lost, 0, "{label}: acknowledged messages lost");
     assert_eq!(report.phantom, 0, "{label}: bodies nobody sent");
     assert_eq!(report.bad_duplicates(), 0, "{label}: duplicated deliveries");

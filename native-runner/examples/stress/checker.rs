@@ -150,6 +150,9 @@ pub struct Report {
     pub late: u64,
     /// Requests that failed (transport error or an unexpected status).
     pub errors: u64,
+    /// The first few failures, described (request, status or transport error,
+    /// body), so a failed run says what failed.
+    pub failures: Vec<String>,
     /// From the first send to the drained queue.
     pub elapsed: Duration,
 }
@@ -289,7 +292,35 @@ struct Delivery {
 struct Seen {
     deliveries: Vec<((u64, u64), Delivery)>,
     phantom: u64,
-    errors: u64,
+    errors: Failures,
+}
+
+/// Failed requests: how many, and the first [`Failures::KEPT`] described.
+#[derive(Default)]
+struct Failures {
+    count: u64,
+    kept: Vec<String>,
+}
+
+impl Failures {
+    const KEPT: usize = 5;
+
+    /// Counts a failed `what` (e.g. `POST /v1/queues/q/ack`) that ended in `result`.
+    fn add(&mut self, what: &str, result: &Result<Answer, String>) {
+        self.count += 1;
+        if self.kept.len() < Self::KEPT {
+            self.kept.push(match result {
+                Ok(a) => format!("{what}: {} {}", a.status, String::from_utf8_lossy(&a.body)),
+                Err(e) => format!("{what}: {e}"),
+            });
+        }
+    }
+
+    fn extend(&mut self, other: Failures) {
+        self.count += other.count;
+        let room = Self::KEPT.saturating_sub(self.kept.len());
+        self.kept.extend(other.kept.into_iter().take(room));
+    }
 }
 
 /// `p:seq` → `(p, seq)`.
@@ -325,13 +356,14 @@ pub async fn run(config: &Config) -> Result<Report, String> {
         let path = format!("/v1/queues/{queue}/messages");
         let sent = sent.clone();
         producers.spawn(async move {
-            let (mut acked, mut errors) = (Vec::with_capacity(share as usize), 0u64);
+            let mut acked = Vec::with_capacity(share as usize);
+            let mut errors = Failures::default();
             for seq in 0..share {
                 sent.fetch_add(1, Ordering::Relaxed);
                 let body = Bytes::from(format!("{p}:{seq}"));
                 match conn.call(Method::POST, &path, "text/plain", body).await {
                     Ok(a) if (200..300).contains(&a.status) => acked.push((p as u64, seq)),
-                    _ => errors += 1,
+                    other => errors.add(&format!("POST {path}"), &other),
                 }
             }
             (acked, errors)
@@ -350,11 +382,11 @@ pub async fn run(config: &Config) -> Result<Report, String> {
     }
 
     let mut acked = Vec::new();
-    let mut errors = 0;
+    let mut errors = Failures::default();
     while let Some(done) = producers.join_next().await {
         let (a, e) = done.map_err(|e| format!("producer task: {e}"))?;
         acked.extend(a);
-        errors += e;
+        errors.extend(e);
     }
     let deadline = Instant::now() + config.drain_timeout;
     while Instant::now() < deadline && !drained(&mut admin, &queue).await {
@@ -369,7 +401,7 @@ pub async fn run(config: &Config) -> Result<Report, String> {
         let s = done.map_err(|e| format!("consumer task: {e}"))?;
         seen.extend(s.deliveries);
         phantom += s.phantom;
-        errors += s.errors;
+        errors.extend(s.errors);
     }
     let mut late = 0;
     if !drained(&mut admin, &queue).await {
@@ -391,7 +423,7 @@ pub async fn run(config: &Config) -> Result<Report, String> {
         late = s.deliveries.len() as u64;
         seen.extend(s.deliveries);
         phantom += s.phantom;
-        errors += s.errors;
+        errors.extend(s.errors);
     }
     let mut report =
         tally(config, sent.load(Ordering::Relaxed), acked, seen, phantom, errors, elapsed);
@@ -427,24 +459,17 @@ async fn consume(
     while !stop.load(Ordering::Relaxed) {
         let asked = Instant::now();
         let answer = match conn.call(Method::POST, &take, "text/plain", Bytes::new()).await {
-            Ok(a) => a,
-            Err(_) => {
-                seen.errors += 1;
+            Ok(a) if a.status == 200 => a,
+            Ok(a) if a.status == 204 => {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                continue;
+            }
+            other => {
+                seen.errors.add(&format!("POST {take}"), &other);
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
-        match answer.status {
-            200 => {}
-            204 => {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-                continue;
-            }
-            _ => {
-                seen.errors += 1;
-                continue;
-            }
-        }
         let got = Instant::now();
         match parse_body(&answer.body) {
             Some(id) => seen.deliveries.push((id, Delivery { asked, got })),
@@ -453,13 +478,13 @@ async fn consume(
         if mode == Mode::Receive {
             let receipt = answer.headers.get("edgeq-receipt").and_then(|v| v.to_str().ok());
             let Some(receipt) = receipt else {
-                seen.errors += 1;
+                seen.errors.add(&format!("POST {take}"), &Err("no edgeq-receipt header".into()));
                 continue;
             };
             let body = serde_json::json!({ "receipts": [receipt] }).to_string();
             match conn.call(Method::POST, &ack, "application/json", body.into()).await {
                 Ok(a) if a.status == 200 => {}
-                _ => seen.errors += 1,
+                other => seen.errors.add(&format!("POST {ack} {receipt}"), &other),
             }
         }
     }
@@ -472,7 +497,7 @@ fn tally(
     acked: Vec<(u64, u64)>,
     seen: Vec<((u64, u64), Delivery)>,
     unparsed: u64,
-    errors: u64,
+    errors: Failures,
     elapsed: Duration,
 ) -> Report {
     let mut by_message: HashMap<(u64, u64), Vec<Delivery>> = HashMap::new();
@@ -512,7 +537,8 @@ fn tally(
         duplicated_after_expiry: after_expiry,
         phantom,
         late: 0,
-        errors,
+        errors: errors.count,
+        failures: errors.kept,
         elapsed,
     }
 }

@@ -76,6 +76,9 @@ fn main() -> ExitCode {
                 println!("{}", checker::Report::header());
             }
             println!("{}", report.row());
+            for failure in &report.failures {
+                eprintln!("stress: failed request: {failure}");
+            }
             if report.lost > 0 || report.bad_duplicates() > 0 || report.phantom > 0 {
                 eprintln!("stress: the queue lost or duplicated messages");
                 return ExitCode::FAILURE;

@@ -12,7 +12,8 @@
 //!   — at most `count` per such pop (pop is at-most-once);
 //! - receive mode: every acknowledged send is acknowledged by a consumer; no
 //!   message is delivered again before the lease that delivered it ended (or was
-//!   nacked), nor after a successful ack;
+//!   nacked), nor after a successful ack; no ack is refused as stale while its
+//!   lease holds;
 //! - in both: nothing is delivered that was never sent, and no record of a
 //!   successful send is left in the store (a writer that died or failed half way
 //!   may leave its own, unacknowledged record behind).
@@ -119,6 +120,8 @@ struct Log {
     acked: BTreeMap<String, u64>,
     /// Acks whose outcome is unknown (an error or a crash): they may have deleted it.
     ack_unknown: BTreeSet<(String, String)>,
+    /// Acks refused as stale although their lease held from start to end.
+    refused_in_lease: Vec<String>,
     /// Messages pops may have lost by dying or failing half way.
     pop_loss_allowance: usize,
     stop: bool,
@@ -194,9 +197,9 @@ fn consumer(e: Rc<Sim>, log: Rc<RefCell<Log>>, mode: Mode, seed: u64) -> Actor {
                             .entry(body.clone())
                             .or_default()
                             .push(Delivery { at, until, ended: None });
-                        leased.push((body, m.receipt.unwrap()));
+                        leased.push((body, m.receipt.unwrap(), until));
                     }
-                    for (body, receipt) in leased {
+                    for (body, receipt, until) in leased {
                         match rng.random_range(0..10) {
                             0 => {} // forget it: the lease runs out
                             1 => {
@@ -224,7 +227,11 @@ fn consumer(e: Rc<Sim>, log: Rc<RefCell<Log>>, mode: Mode, seed: u64) -> Actor {
                                     }
                                     // Refused as stale: it certainly did not delete.
                                     Ok(Err(edgeq::engine::Error::StaleReceipt(_))) => {
-                                        log.borrow_mut().ack_unknown.remove(&attempt);
+                                        let mut log = log.borrow_mut();
+                                        log.ack_unknown.remove(&attempt);
+                                        if e.env().now_value() < until {
+                                            log.refused_in_lease.push(body);
+                                        }
                                     }
                                     Ok(Err(_)) | Err(_) => {}
                                 }
@@ -400,6 +407,9 @@ fn check(mode: Mode, log: &Log, store: &MemoryStore) -> Result<(), String> {
             }
         }
         Mode::Receive => {
+            if let Some(b) = log.refused_in_lease.first() {
+                return Err(format!("an ack of {b} was refused as stale inside its lease"));
+            }
             let unacked = |b: &&String| {
                 !log.acked.contains_key(*b) && !log.ack_unknown.iter().any(|(a, _)| a == *b)
             };

@@ -1,6 +1,6 @@
 //! Reading without consuming: browse, and get / overwrite / delete by id.
 
-use super::claim::{Claimed, Mode};
+use super::claim::Claimed;
 use super::deliver::message;
 use super::queues::Queue;
 use super::ring::GRACE;
@@ -178,8 +178,8 @@ impl<S: Store, E: Env> Engine<S, E> {
         }
         let now = self.env.now();
         let k = self.store.increment(&slot.keys.claims(), 1).await? as u64;
-        let intent = Claim::Live { until: now + GRACE, lease: false };
-        match self.reclaim(&slot, k, Claim::Abandoned, intent, now, Mode::Own).await? {
+        let intent = Claim::Override { until: now + GRACE };
+        match self.reclaim(&slot, k, Claim::Abandoned, intent, now).await? {
             Claimed::Won { claims, .. } => match self.read_slot(&slot, false).await? {
                 (Some(rec), low) => {
                     self.undelay_if_undelivered(&queue, &slot, &rec).await?;

@@ -21,14 +21,21 @@ const MAX_CLAIMS: u64 = 1000;
 /// How soon a claimant that backed off because of a newer claim looks again.
 const CONTENDED_RETRY: Millis = 1_000;
 
-/// How a claim's check treats claims older than its own.
+/// How a claim's check treats the other claims on its slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    /// A new claim: an older live, unexpired intent blocks it.
+enum Mode {
+    /// A new claim: an older live, unexpired intent blocks it, and so does any
+    /// newer live one.
     New,
-    /// Rewriting one's own claim (ack, nack, extend) or overriding leases (delete
-    /// by id): older claims do not matter, newer live ones do.
+    /// Rewriting one's own claim after it ended (ack, nack or extend of an
+    /// expired lease), or overriding leases (delete by id): older claims do not
+    /// matter, newer live ones do (they may have won).
     Own,
+    /// Rewriting one's own claim while it still holds: older claims do not
+    /// matter, and neither do newer delivery claims — each wrote its intent
+    /// before reading ours, read ours live, and backs off. Only a newer override
+    /// (delete by id) blocks.
+    Holder,
 }
 
 /// The outcome of a claim.
@@ -49,10 +56,12 @@ impl<S: Store, E: Env> Engine<S, E> {
         self.check(slot, k, now, Mode::New, Claim::Abandoned).await
     }
 
-    /// Rewrites claim `k` (which held `before`) with `intent`, then checks it as
-    /// `mode` says. On losing, `before` is put back, not `Abandoned`: a lease
-    /// whose ack or extend lost to a newer claimant still holds, and that
-    /// claimant must keep seeing it.
+    /// Rewrites claim `k` (which held `before`) with `intent`, then checks it. If
+    /// `before` still held once the rewrite landed, no newer delivery claim can
+    /// have won (see [`Mode::Holder`]): an ack racing a consumer that is just
+    /// trying its luck on the slot must not fail. On losing, `before` is put
+    /// back, not `Abandoned`: a lease whose ack or extend lost to a newer
+    /// claimant still holds, and that claimant must keep seeing it.
     pub(crate) async fn reclaim(
         &self,
         slot: &Slot,
@@ -60,9 +69,12 @@ impl<S: Store, E: Env> Engine<S, E> {
         before: Claim,
         intent: Claim,
         now: Millis,
-        mode: Mode,
     ) -> Result<Claimed> {
         self.store.set(&slot.keys.claim(k), &encode(&intent)).await?;
+        let mode = match before.until() {
+            Some(until) if until > self.env.now() => Mode::Holder,
+            _ => Mode::Own,
+        };
         self.check(slot, k, now, mode, before).await
     }
 
@@ -98,18 +110,23 @@ impl<S: Store, E: Env> Engine<S, E> {
             for (j, raw) in others.into_iter().zip(records) {
                 let Some(raw) = raw else { continue };
                 let older = j < k;
-                match decode::<Claim>(&slot.keys.claim(j), &raw)? {
-                    Claim::Abandoned => {}
-                    _ if older && mode == Mode::Own => {}
-                    Claim::Live { until, lease } if older && until <= now => {
+                let record = decode::<Claim>(&slot.keys.claim(j), &raw)?;
+                let Some(until) = record.until() else { continue };
+                match mode {
+                    Mode::Own | Mode::Holder if older => continue,
+                    Mode::Holder if !matches!(record, Claim::Override { .. }) => continue,
+                    _ => {}
+                }
+                match record {
+                    _ if older && until <= now => {
                         if let Claimed::Won { ended_lease, .. } = &mut outcome {
                             if j > newest_older {
                                 newest_older = j;
-                                *ended_lease = lease;
+                                *ended_lease = matches!(record, Claim::Live { lease: true, .. });
                             }
                         }
                     }
-                    Claim::Live { until, .. } => {
+                    _ => {
                         // Two claimants that see each other both back off. A newer
                         // one therefore does not hold the slot for sure: look
                         // again soon, not at the end of its intent (a winner

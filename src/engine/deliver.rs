@@ -1,7 +1,7 @@
 //! Consuming: pop, receive, ack, nack, extend — and the scan behind the head that
 //! finds delayed, expired-lease and orphaned messages.
 
-use super::claim::{Claimed, Mode};
+use super::claim::Claimed;
 use super::keys::RingKeys;
 use super::queues::Queue;
 use super::ring::GRACE;
@@ -336,8 +336,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             End::Ack => Claim::Live { until: now + GRACE, lease: false },
             End::Change { until, lease } => Claim::Live { until, lease },
         };
-        let Claimed::Won { claims, .. } =
-            self.reclaim(&slot, r.claim, before, intent, now, Mode::Own).await?
+        let Claimed::Won { claims, .. } = self.reclaim(&slot, r.claim, before, intent, now).await?
         else {
             return Err(Error::StaleReceipt(r.to_string()));
         };

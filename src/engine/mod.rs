@@ -85,11 +85,16 @@
 //! (a short hold), or a deferral for a delay or nack. The winner reads the message
 //! only after winning: a claim taken after the slot was finished wins against
 //! nobody and finds no record, so nothing is delivered. Ack, nack and extend
-//! rewrite the receipt's own claim `r{k}` and check only newer claims: if someone
-//! re-claimed after the lease ended, the receipt is stale (409) and the old record
-//! is put back (not abandoned: a lease that still holds must stay visible to the
-//! claimant that caused the conflict). Acking a message that is gone succeeds.
-//! Delete by id takes a new claim that overrides leases.
+//! rewrite the receipt's own claim `r{k}` and check only newer claims. While the
+//! lease still holds, newer delivery claims do not count: each wrote its intent
+//! before reading `r{k}`, found it live (the lease or the rewrite) and backs off,
+//! so an ack that races a consumer trying its luck on the slot succeeds (the
+//! simulation checks that no ack inside its lease is refused). Only a newer
+//! delete-by-id override blocks it. Once the lease has ended, any newer live
+//! claim may have won: the receipt is stale (409) and the old record is put back
+//! (not abandoned, so that a claimant it conflicted with keeps seeing it).
+//! Acking a message that is gone succeeds. Delete by id takes a new claim,
+//! `Override { until }`, that ignores older leases.
 //!
 //! # Pop, receive, redelivery (`deliver.rs`)
 //!

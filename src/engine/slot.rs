@@ -32,8 +32,21 @@ pub(crate) enum Claim {
     /// The claimant holds (or wants) the slot until `until`; `lease` marks a
     /// receive lease (counted in flight) as opposed to a deferral (delay, nack).
     Live { until: Millis, lease: bool },
+    /// A delete by id in progress until `until`: it overrides older leases, and a
+    /// lease holder finishing meanwhile backs off to it.
+    Override { until: Millis },
     /// The claimant gave up.
     Abandoned,
+}
+
+impl Claim {
+    /// Until when the claim holds or wants the slot; `None` once given up.
+    pub(crate) fn until(&self) -> Option<Millis> {
+        match *self {
+            Claim::Live { until, .. } | Claim::Override { until } => Some(until),
+            Claim::Abandoned => None,
+        }
+    }
 }
 
 /// The slot's state as last decided (the value at `z`): a hint for scans.
@@ -98,6 +111,7 @@ impl Compact for Claim {
         let _ = match self {
             Claim::Live { until, lease: true } => write!(out, "L{until}"),
             Claim::Live { until, lease: false } => write!(out, "H{until}"),
+            Claim::Override { until } => write!(out, "O{until}"),
             Claim::Abandoned => write!(out, "A"),
         };
     }
@@ -106,6 +120,7 @@ impl Compact for Claim {
         Some(match tag {
             "L" => Claim::Live { until: rest.parse().ok()?, lease: true },
             "H" => Claim::Live { until: rest.parse().ok()?, lease: false },
+            "O" => Claim::Override { until: rest.parse().ok()? },
             "A" if rest.is_empty() => Claim::Abandoned,
             _ => return None,
         })
@@ -301,6 +316,7 @@ mod tests {
         let claims = [
             Claim::Live { until: 1_800_000_000_000, lease: true },
             Claim::Live { until: 0, lease: false },
+            Claim::Override { until: 7 },
             Claim::Abandoned,
         ];
         for c in claims {

@@ -140,6 +140,8 @@ mod tests {
         assert_eq!(name(&"a".repeat(81)).unwrap_err().code(), "invalid_name");
         assert_eq!(name("%FF").unwrap_err().code(), "invalid_path");
         assert_eq!(name("%").unwrap_err().code(), "invalid_name");
+        assert_eq!(name("%2E%2E").unwrap_err().code(), "invalid_name");
+        assert_eq!(name(".").unwrap_err().code(), "invalid_name");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Namespace and queue names: `[A-Za-z0-9._-]{1,80}`.
 //!
 //! The alphabet keeps names safe inside store keys (the engine separates key parts
-//! with `/`) and in URLs without escaping.
+//! with `/`) and in URLs without escaping. `.` and `..` are refused: HTTP clients
+//! resolve them as path segments (`/v1/queues/..` is sent as `/v1/`), so such a
+//! queue could be created by some clients and never reached by others.
 
 use std::fmt;
 
@@ -21,6 +23,9 @@ pub enum NameError {
     /// The name holds a character outside `[A-Za-z0-9._-]`.
     #[error("name contains {0:?}; only A-Z, a-z, 0-9, '.', '_' and '-' are allowed")]
     BadChar(char),
+    /// The name is `.` or `..`.
+    #[error("name {0:?} is a relative path segment, which URLs cannot carry")]
+    Dots(&'static str),
 }
 
 impl Name {
@@ -37,6 +42,9 @@ impl Name {
         }
         if s.len() > Self::MAX_LEN {
             return Err(NameError::TooLong(s.len()));
+        }
+        if let Some(dots) = [".", ".."].into_iter().find(|d| *d == s) {
+            return Err(NameError::Dots(dots));
         }
         Ok(Self(s.to_owned()))
     }
@@ -65,5 +73,8 @@ mod tests {
         assert!(Name::new(&"a".repeat(80)).is_ok());
         assert_eq!(Name::new("a/b"), Err(NameError::BadChar('/')));
         assert_eq!(Name::new("é"), Err(NameError::BadChar('é')));
+        assert_eq!(Name::new(".."), Err(NameError::Dots("..")));
+        assert_eq!(Name::new("."), Err(NameError::Dots(".")));
+        assert!(Name::new("...").is_ok());
     }
 }

@@ -177,4 +177,8 @@ pub async fn dead_letter_queue_must_exist(c: &Client) {
     c.put_queue("q", &json!({"dead_letter_queue": "bad name"}))
         .await
         .expect_error(400, "invalid_value");
+    // `..` is no name: clients resolve it as a path segment, even as `%2E%2E`.
+    let r = c.put_queue("q", &json!({"dead_letter_queue": ".."})).await;
+    r.expect_error(400, "invalid_value");
+    assert!(r.message().contains("relative path"), "{}", r.message());
 }

@@ -18,65 +18,18 @@
 //! After every case the store must be unchanged: the queue list and every queue's
 //! config and counts are compared with a snapshot.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use edgeq_native::testing::EdgeqProcess;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Guards against a hung test only; nothing asserts on how long anything takes.
 const HANG_GUARD: Duration = Duration::from_secs(60);
 
-/// A running `edgeq serve --store memory` child.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_edgeq"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--store", "memory"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run edgeq");
-        let stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stderr.lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let addr = loop {
-            let line = rx.recv_timeout(HANG_GUARD).expect("edgeq exited or hung before listening");
-            if line.contains("edgeq listening") {
-                let addr = line.split_once("addr=").and_then(|(_, r)| r.split_whitespace().next());
-                break addr.expect("the address").parse().expect("a socket address");
-            }
-        };
-        Server { child, addr }
-    }
-
-    /// Resident memory of the server process, in KiB.
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("read /proc/<pid>/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS in /proc/<pid>/status")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `edgeq serve` on the memory store, on a free loopback port.
+fn start() -> EdgeqProcess {
+    let args = ["--listen", "127.0.0.1:0", "--store", "memory"];
+    EdgeqProcess::spawn(env!("CARGO_BIN_EXE_edgeq"), &args, 1, HANG_GUARD).expect("edgeq starts")
 }
 
 /// What came back for one request.
@@ -179,10 +132,10 @@ fn snapshot(addr: SocketAddr) -> serde_json::Value {
 }
 
 /// A server with queue `q` holding one message.
-fn seeded() -> Server {
-    let server = Server::start();
+fn seeded() -> EdgeqProcess {
+    let server = start();
     let ok = |path: &str, method: &str, body: &[u8]| match send(
-        server.addr,
+        server.addr(),
         &request(method, path, &["Content-Type: text/plain"], body),
     ) {
         Outcome::Answered { status, .. } if (200..300).contains(&status) => {}
@@ -196,7 +149,7 @@ fn seeded() -> Server {
 #[test]
 fn malformed_wrong_typed_and_out_of_range_json_is_refused_and_changes_nothing() {
     let server = seeded();
-    let before = snapshot(server.addr);
+    let before = snapshot(server.addr());
     let json = ["Content-Type: application/json"];
     let cases: Vec<(&str, &str, &[u8])> = vec![
         // Malformed and truncated.
@@ -241,8 +194,8 @@ fn malformed_wrong_typed_and_out_of_range_json_is_refused_and_changes_nothing() 
     ];
     for (method, path, body) in cases {
         let what = format!("{method} {path} {}", String::from_utf8_lossy(body));
-        assert_api_error(&what, &send(server.addr, &request(method, path, &json, body)));
-        assert_eq!(snapshot(server.addr), before, "{what} changed the store");
+        assert_api_error(&what, &send(server.addr(), &request(method, path, &json, body)));
+        assert_eq!(snapshot(server.addr()), before, "{what} changed the store");
     }
     // Out-of-range query parameters and headers on a send or a take.
     let cases: Vec<(&str, &str, Vec<&str>)> = vec![
@@ -264,16 +217,16 @@ fn malformed_wrong_typed_and_out_of_range_json_is_refused_and_changes_nothing() 
     for (method, path, headers) in cases {
         let what = format!("{method} {path} {headers:?}");
         // Every take sends no body; every send sends one that would be stored.
-        let outcome = send(server.addr, &request(method, path, &headers, b"x"));
+        let outcome = send(server.addr(), &request(method, path, &headers, b"x"));
         assert_api_error(&what, &outcome);
-        assert_eq!(snapshot(server.addr), before, "{what} changed the store");
+        assert_eq!(snapshot(server.addr()), before, "{what} changed the store");
     }
 }
 
 #[test]
 fn names_of_every_bad_kind_are_refused() {
     let server = seeded();
-    let before = snapshot(server.addr);
+    let before = snapshot(server.addr());
     let long = "a".repeat(81);
     // ("." and ".." are valid names under `[A-Za-z0-9._-]{1,80}`, though URL
     // normalisation makes them hard to address: not refused today.)
@@ -301,20 +254,20 @@ fn names_of_every_bad_kind_are_refused() {
             ("PUT", format!("/v1/queues/q?dead_letter_queue={name}")),
         ] {
             let what = format!("{method} {path}");
-            let outcome = send(server.addr, &request(method, &path, &[], b"{}"));
+            let outcome = send(server.addr(), &request(method, &path, &[], b"{}"));
             assert_api_error(&what, &outcome);
         }
         let body = format!("{{\"dead_letter_queue\": {:?}}}", name.replace("%20", " "));
-        let outcome = send(server.addr, &request("PUT", "/v1/queues/q", &[], body.as_bytes()));
+        let outcome = send(server.addr(), &request("PUT", "/v1/queues/q", &[], body.as_bytes()));
         assert_api_error(&format!("dead_letter_queue {name}"), &outcome);
     }
-    assert_eq!(snapshot(server.addr), before);
+    assert_eq!(snapshot(server.addr()), before);
 }
 
 #[test]
 fn header_injection_and_huge_headers_are_refused() {
     let server = seeded();
-    let before = snapshot(server.addr);
+    let before = snapshot(server.addr());
     let post = |headers: &[u8]| {
         let mut r =
             b"POST /v1/queues/q/messages HTTP/1.1\r\nHost: edgeq\r\nConnection: close\r\n".to_vec();
@@ -332,8 +285,8 @@ fn header_injection_and_huge_headers_are_refused() {
         b"Edgeq-TTL: \xef\xbb\xbf60\r\n",
     ] {
         let what = format!("header {:?}", String::from_utf8_lossy(headers));
-        assert_api_error(&what, &send(server.addr, &post(headers)));
-        assert_eq!(snapshot(server.addr), before, "{what} changed the store");
+        assert_api_error(&what, &send(server.addr(), &post(headers)));
+        assert_eq!(snapshot(server.addr()), before, "{what} changed the store");
     }
     // Injection attempts hyper refuses before edgeq sees them: a bare CR inside
     // a value, a NUL, obsolete line folding, a 1 MiB header, 200 headers.
@@ -348,19 +301,20 @@ fn header_injection_and_huge_headers_are_refused() {
     ] {
         let shown: String = String::from_utf8_lossy(headers).chars().take(60).collect();
         let what = format!("header {shown:?}");
-        assert_refused(&what, &send(server.addr, &post(headers)));
-        assert_eq!(snapshot(server.addr), before, "{what} changed the store");
+        assert_refused(&what, &send(server.addr(), &post(headers)));
+        assert_eq!(snapshot(server.addr()), before, "{what} changed the store");
     }
     // A bare LF ends a header line (RFC 9112 lets a server accept it, hyper does):
     // the send is valid, and what follows the LF is a header of its own, never
     // part of the stored Content-Type.
-    let outcome = send(server.addr, &post(b"Content-Type: text/plain\nX-Injected: 1\r\n"));
+    let outcome = send(server.addr(), &post(b"Content-Type: text/plain\nX-Injected: 1\r\n"));
     let Outcome::Answered { status: 201, body, .. } = outcome else {
         panic!("a bare LF: {outcome:?}")
     };
     let sent: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
     let id = sent["id"].as_str().expect("an id");
-    let read = send(server.addr, &request("GET", &format!("/v1/queues/q/messages/{id}"), &[], b""));
+    let read =
+        send(server.addr(), &request("GET", &format!("/v1/queues/q/messages/{id}"), &[], b""));
     let Outcome::Answered { status: 200, head, .. } = read else {
         panic!("read it back: {read:?}")
     };
@@ -372,13 +326,13 @@ fn header_injection_and_huge_headers_are_refused() {
 #[test]
 fn a_gibibyte_declared_or_streamed_is_refused_without_buffering() {
     let server = seeded();
-    let before = snapshot(server.addr);
+    let before = snapshot(server.addr());
     let rss_before = server.rss_kib();
 
     // Declared: only the head is sent, the answer must come without the body.
     let head = "POST /v1/queues/q/messages HTTP/1.1\r\nHost: edgeq\r\n\
                 Content-Type: application/octet-stream\r\nContent-Length: 1073741824\r\n\r\n";
-    let mut conn = TcpStream::connect(server.addr).expect("connect");
+    let mut conn = TcpStream::connect(server.addr()).expect("connect");
     conn.set_read_timeout(Some(HANG_GUARD)).unwrap();
     conn.write_all(head.as_bytes()).unwrap();
     let mut reply = vec![0u8; 4096];
@@ -388,7 +342,7 @@ fn a_gibibyte_declared_or_streamed_is_refused_without_buffering() {
     drop(conn);
 
     // Streamed: a chunked body of up to 1 GiB, written while the answer is awaited.
-    let mut conn = TcpStream::connect(server.addr).expect("connect");
+    let mut conn = TcpStream::connect(server.addr()).expect("connect");
     conn.write_all(
         b"POST /v1/queues/q/messages HTTP/1.1\r\nHost: edgeq\r\n\
           Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -430,16 +384,16 @@ fn a_gibibyte_declared_or_streamed_is_refused_without_buffering() {
         rss_after < rss_before + 64 * 1024,
         "the server grew from {rss_before} KiB to {rss_after} KiB"
     );
-    assert_eq!(snapshot(server.addr), before);
+    assert_eq!(snapshot(server.addr()), before);
 }
 
 #[test]
 fn a_slowloris_client_does_not_block_others() {
     let server = seeded();
-    let before = snapshot(server.addr);
+    let before = snapshot(server.addr());
     // One byte a second of a request head, on two connections.
     let head = b"POST /v1/queues/q/messages HTTP/1.1\r\nHost: edgeq\r\nContent-Length: 1\r\n";
-    let slow: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(server.addr).unwrap()).collect();
+    let slow: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(server.addr()).unwrap()).collect();
     let mut sent = 0;
     for byte in head.iter().take(5) {
         for conn in &slow {
@@ -447,12 +401,12 @@ fn a_slowloris_client_does_not_block_others() {
         }
         sent += 1;
         // Meanwhile other clients are served in full.
-        match send(server.addr, &request("GET", "/v1/queues/q", &[], b"")) {
+        match send(server.addr(), &request("GET", "/v1/queues/q", &[], b"")) {
             Outcome::Answered { status: 200, .. } => {}
             other => panic!("a normal client was not served: {other:?}"),
         }
         std::thread::sleep(Duration::from_secs(1));
     }
     assert_eq!(sent, 5);
-    assert_eq!(snapshot(server.addr), before, "a half-sent request changed the store");
+    assert_eq!(snapshot(server.addr()), before, "a half-sent request changed the store");
 }

@@ -22,13 +22,11 @@ mod checker;
 
 use bytes::Bytes;
 use checker::Conn;
+use edgeq_native::testing::EdgeqProcess;
 use http::Method;
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const PRODUCERS: u64 = 3;
@@ -43,60 +41,17 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(50);
 /// stay empty before the drain ends (longer than the writer grace).
 const QUIET: Duration = Duration::from_secs(7);
 
-/// A running `edgeq serve` child.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    /// Starts `edgeq serve` on `listen` over `store` and waits for its startup
-    /// line; retries while the port is not free again yet.
-    fn start(listen: &str, store: &str) -> Self {
-        let deadline = Instant::now() + START_LIMIT;
-        loop {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_edgeq"))
-                .args(["serve", "--listen", listen, "--store", store])
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("run edgeq");
-            let (tx, rx) = mpsc::channel();
-            let stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
-            std::thread::spawn(move || {
-                for line in stderr.lines() {
-                    let Ok(line) = line else { break };
-                    let _ = tx.send(line);
-                }
-            });
-            let addr = loop {
-                match rx.recv_timeout(START_LIMIT) {
-                    Ok(line) if line.contains("edgeq listening") => {
-                        let addr = line.split_once("addr=").and_then(|(_, rest)| {
-                            rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
-                        });
-                        break addr;
-                    }
-                    Ok(_) => continue,
-                    Err(_) => break None,
-                }
-            };
-            if let Some(addr) = addr {
-                return Server { child, addr };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            assert!(Instant::now() < deadline, "edgeq did not start on {listen}");
-            std::thread::sleep(Duration::from_millis(100));
+/// Starts `edgeq serve` on `listen` over `store`; retries while the port is not
+/// free again yet.
+fn start(listen: &str, store: &str) -> EdgeqProcess {
+    let deadline = Instant::now() + START_LIMIT;
+    loop {
+        let args = ["--listen", listen, "--store", store];
+        match EdgeqProcess::spawn(env!("CARGO_BIN_EXE_edgeq"), &args, 1, START_LIMIT) {
+            Ok(server) => return server,
+            Err(e) => assert!(Instant::now() < deadline, "edgeq did not start on {listen}: {e}"),
         }
-    }
-
-    /// `kill -9`, and reap it.
-    fn kill(mut self) {
-        self.child.kill().expect("kill edgeq");
-        self.child.wait().expect("reap edgeq");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -221,8 +176,8 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing_acknowledged() {
 
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = format!("redb:{}", dir.path().join("edgeq.redb").display());
-    let mut server = Server::start("127.0.0.1:0", &store);
-    let listen = server.addr.to_string();
+    let mut server = start("127.0.0.1:0", &store);
+    let listen = server.addr().to_string();
     let url = format!("http://{listen}");
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -250,8 +205,8 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing_acknowledged() {
         // Let the clients run for a random moment, then kill -9 mid-traffic.
         std::thread::sleep(Duration::from_millis(50 + rng.below(400)));
         shared.up.store(false, Ordering::SeqCst);
-        server.kill();
-        server = Server::start(&listen, &store);
+        drop(server); // kill -9
+        server = start(&listen, &store);
         shared.up.store(true, Ordering::SeqCst);
     }
     shared.stop.store(true, Ordering::SeqCst);
@@ -283,7 +238,7 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing_acknowledged() {
             }
         }
     });
-    server.kill();
+    drop(server); // kill -9
 
     let ledger = shared.ledger();
     let lost: Vec<_> = ledger.acked.iter().filter(|id| !ledger.popped.contains_key(id)).collect();

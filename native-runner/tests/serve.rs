@@ -9,10 +9,10 @@
 
 use edgeq::api::{Api, ApiConfig};
 use edgeq::engine::Engine;
+use edgeq_native::testing::EdgeqProcess;
 use edgeq_native::{serve, NativeStore, StoreSpec, SystemEnv};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -175,67 +175,15 @@ async fn shutdown_lets_an_in_flight_request_finish() {
     result.expect("serve did not return").unwrap().unwrap();
 }
 
-/// A running `edgeq serve` child and the address it announced.
-struct Binary {
-    child: Child,
-    addr: SocketAddr,
-    /// Every listener announced: its address and the dialect it serves at `/`.
-    listeners: Vec<(SocketAddr, String)>,
-    log: std::sync::mpsc::Receiver<String>,
+/// `edgeq serve --listen 127.0.0.1:0 --store STORE`.
+fn start(store: &str) -> EdgeqProcess {
+    start_with(&["--listen", "127.0.0.1:0", "--store", store], 1)
 }
 
-impl Binary {
-    fn start(store: &str) -> Self {
-        Self::start_with(&["--listen", "127.0.0.1:0", "--store", store], 1)
-    }
-
-    /// `edgeq serve ARGS`, once it has announced `listeners` listeners.
-    fn start_with(args: &[&str], listeners: usize) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_edgeq"))
-            .arg("serve")
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, log) = std::sync::mpsc::channel();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        std::thread::spawn(move || {
-            for line in stderr.lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let field = |line: &str, name: &str| {
-            let rest = line.split_once(&format!("{name}=")).map(|(_, r)| r)?;
-            rest.split_whitespace().next().map(str::to_owned)
-        };
-        let mut announced = Vec::new();
-        while announced.len() < listeners {
-            let line = log.recv_timeout(HANG_GUARD).expect("edgeq exited or hung before listening");
-            if line.contains("edgeq listening") {
-                let addr = field(&line, "addr").unwrap().parse().unwrap();
-                announced.push((addr, field(&line, "root_dialect").unwrap_or_default()));
-            }
-        }
-        Binary { child, addr: announced[0].0, listeners: announced, log }
-    }
-
-    /// Waits for the child to exit (it must, within the hang guard).
-    fn wait(mut self) -> (std::process::ExitStatus, Vec<String>) {
-        for _ in 0..HANG_GUARD.as_millis() / 50 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status, self.log.try_iter().collect());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        panic!("edgeq did not exit");
-    }
+/// `edgeq serve ARGS`, once it has announced `listeners` listeners.
+fn start_with(args: &[&str], listeners: usize) -> EdgeqProcess {
+    EdgeqProcess::spawn(env!("CARGO_BIN_EXE_edgeq"), args, listeners, HANG_GUARD)
+        .expect("edgeq starts")
 }
 
 /// One request on a fresh connection (`Connection: close`): status and body.
@@ -267,9 +215,9 @@ fn binary_restarts_on_its_file_after_kill_9_and_stops_on_sigterm() {
     let file = dir.path().join("data/edgeq.redb");
     let store = format!("redb:{}", file.display());
 
-    let mut first = Binary::start(&store);
+    let first = start(&store);
     assert!(file.exists());
-    assert_eq!(healthz_over_std(first.addr), 200);
+    assert_eq!(healthz_over_std(first.addr()), 200);
 
     // A second server on the same file is refused while the first holds it.
     let second = Command::new(env!("CARGO_BIN_EXE_edgeq"))
@@ -282,36 +230,34 @@ fn binary_restarts_on_its_file_after_kill_9_and_stops_on_sigterm() {
     assert!(!second.success());
 
     // kill -9, then the same file opens again.
-    first.child.kill().unwrap();
-    first.child.wait().unwrap();
-    let restarted = Binary::start(&store);
-    assert_eq!(healthz_over_std(restarted.addr), 200);
+    drop(first); // kill -9
+    let restarted = start(&store);
+    assert_eq!(healthz_over_std(restarted.addr()), 200);
 
     // SIGTERM stops it gracefully, with a zero exit status.
-    let pid = restarted.child.id().to_string();
+    let pid = restarted.pid().to_string();
     let term = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(term.success());
-    let (status, log) = restarted.wait();
+    let (status, log) = restarted.wait(HANG_GUARD).expect("edgeq exits on SIGTERM");
     assert!(status.success(), "exit status {status}, log: {log:?}");
     assert!(log.iter().any(|l| l.contains("edgeq stopped")), "{log:?}");
 
     // And once more after the clean stop.
-    let mut last = Binary::start(&store);
-    assert_eq!(healthz_over_std(last.addr), 200);
-    last.child.kill().unwrap();
-    last.child.wait().unwrap();
+    let last = start(&store);
+    assert_eq!(healthz_over_std(last.addr()), 200);
+    drop(last); // kill -9
 }
 
 #[test]
 fn acknowledged_sends_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let store = format!("redb:{}", dir.path().join("edgeq.redb").display());
-    let mut server = Binary::start(&store);
-    let (status, _) = request_std(server.addr, "PUT", "/v1/queues/durable", b"");
+    let server = start(&store);
+    let (status, _) = request_std(server.addr(), "PUT", "/v1/queues/durable", b"");
     assert_eq!(status, 201);
     for i in 0..50 {
         let (status, body) = request_std(
-            server.addr,
+            server.addr(),
             "POST",
             "/v1/queues/durable/messages",
             format!("m{i}").as_bytes(),
@@ -319,13 +265,12 @@ fn acknowledged_sends_survive_kill_9() {
         assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
     }
     // Killed right after the last 201: every acknowledged send must still be there.
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    drop(server); // kill -9
 
-    let mut server = Binary::start(&store);
+    let server = start(&store);
     let mut popped = Vec::new();
     loop {
-        let (status, body) = request_std(server.addr, "POST", "/v1/queues/durable/pop", b"");
+        let (status, body) = request_std(server.addr(), "POST", "/v1/queues/durable/pop", b"");
         if status == 204 {
             break;
         }
@@ -335,13 +280,12 @@ fn acknowledged_sends_survive_kill_9() {
     }
     let sent: Vec<String> = (0..50).map(|i| format!("m{i}")).collect();
     assert_eq!(popped, sent);
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    drop(server); // kill -9
 }
 
 #[test]
 fn listeners_serve_their_dialect_at_the_root() {
-    let mut server = Binary::start_with(
+    let server = start_with(
         &[
             "--store",
             "memory",
@@ -352,10 +296,10 @@ fn listeners_serve_their_dialect_at_the_root() {
         ],
         3,
     );
-    let roots: Vec<&str> = server.listeners.iter().map(|(_, d)| d.as_str()).collect();
+    let roots: Vec<&str> = server.listeners().iter().map(|(_, d)| d.as_str()).collect();
     assert_eq!(roots, ["none", "rest_queue", "memfifo"]);
     let (plain, rest_queue, memfifo) =
-        (server.listeners[0].0, server.listeners[1].0, server.listeners[2].0);
+        (server.listeners()[0].0, server.listeners()[1].0, server.listeners()[2].0);
 
     // The rest_queue listener: rest_queue at `/`, its prefix and the root routes too.
     let (status, body) = request_std(rest_queue, "POST", "/queues/q1", b"");
@@ -379,21 +323,19 @@ fn listeners_serve_their_dialect_at_the_root() {
         body,
         br#"{"message":"pop from queue 'q1'","data":"hello","remaining_queue_size":0}"#
     );
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    drop(server); // kill -9
 }
 
 #[test]
 fn root_dialect_applies_to_listeners_that_name_none() {
-    let mut server = Binary::start_with(
+    let server = start_with(
         &["--store", "memory", "--listen", "127.0.0.1:0", "--root-dialect", "memfifo"],
         1,
     );
-    assert_eq!(server.listeners[0].1, "memfifo");
-    let (status, body) = request_std(server.addr, "GET", "/queues", b"");
+    assert_eq!(server.listeners()[0].1, "memfifo");
+    let (status, body) = request_std(server.addr(), "GET", "/queues", b"");
     assert_eq!((status, body.as_slice()), (200, &b"[]"[..]));
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    drop(server); // kill -9
 
     // An unknown dialect is refused at startup.
     let refused = Command::new(env!("CARGO_BIN_EXE_edgeq"))

@@ -1,6 +1,3 @@
-//! Helpers for tests, here and in the workspace's black-box suites: not part of the
-//! server.
-//!
 //! [`RedisServer`] runs a private `redis-server` for one test: on a free loopback
 //! port, with nothing persisted (`--save '' --appendonly no`), in a temporary
 //! directory, killed when dropped. A test that needs Redis starts its own, so tests
@@ -8,50 +5,13 @@
 //! may or may not run. `scripts/test.sh` installs `redis-server` when it is missing;
 //! without it [`RedisServer::start`] panics with a message that says so. A test is
 //! never skipped silently.
-//!
-//! [`increment_from_tasks`] is the atomicity check every native store's tests run.
 
-use edgeq::store::Store;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Runs `tasks` tokio tasks that each call `increment(key, 1)` `each` times, task
-/// `t` on `stores[t % stores.len()]`, and returns every value handed out, sorted:
-/// an atomic counter hands out exactly `1..=tasks * each` (starting from 0).
-///
-/// # Panics
-///
-/// When a call fails or a task panics: this is a test helper.
-pub async fn increment_from_tasks<S: Store + 'static>(
-    stores: &[Arc<S>],
-    key: &'static str,
-    tasks: usize,
-    each: usize,
-) -> Vec<i64> {
-    let handles: Vec<_> = (0..tasks)
-        .map(|t| {
-            let store = stores[t % stores.len()].clone();
-            tokio::spawn(async move {
-                let mut seen = Vec::with_capacity(each);
-                for _ in 0..each {
-                    seen.push(store.increment(key, 1).await.expect("increment"));
-                }
-                seen
-            })
-        })
-        .collect();
-    let mut all = Vec::with_capacity(tasks * each);
-    for h in handles {
-        all.extend(h.await.expect("increment task"));
-    }
-    all.sort_unstable();
-    all
-}
 
 /// Names the `redis-server` binary to run instead of the one on `PATH`.
 pub const REDIS_SERVER_ENV: &str = "EDGEQ_REDIS_SERVER";

@@ -4,30 +4,11 @@
 # server (memory, redb, Redis) and the wasm component in a wasmtime host, the
 # native server's own tests (stress, kill -9 crash rounds: EDGEQ_CRASH_ROUNDS,
 # bad input), a bounded run of the fuzz targets (FUZZ_SECONDS per target), and
-# the dashboard in headless Chromium. Needs only the Rust toolchain
-# (rust-toolchain.toml makes rustup install the pinned compiler and the
-# wasm32-wasip2 target), python3 with pip, and Debian's apt, from which it
-# installs redis-server and chromium when missing.
+# the dashboard in headless Chromium. Needs only the Rust toolchain, python3
+# with pip and Debian's apt: scripts/setup.sh installs the rest when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The Redis store's tests (and the conformance suite's native_redis host) start
-# their own redis-server on a free loopback port: install it when missing.
-if ! command -v redis-server >/dev/null; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
-fi
-# The OpenAPI document is checked with openapi-spec-validator (Python); the
-# dashboard's browser test drives Debian's chromium over the DevTools protocol
-# with websocket-client. Install what is missing.
-python3 -c 'import openapi_spec_validator, websocket' 2>/dev/null \
-  || python3 -m pip install --quiet openapi-spec-validator websocket-client
-if ! command -v chromium >/dev/null; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
-fi
-rustup target list --installed 2>/dev/null | grep -q wasm32-wasip2 || rustup target add wasm32-wasip2
+scripts/setup.sh
 # The wasm host tests load the release component; build it first so its compile
 # is not charged to a test's run time.
 cargo build --release --target wasm32-wasip2 -p edgeq

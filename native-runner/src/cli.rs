@@ -18,7 +18,11 @@
 //!   and nacks it when not, until ctrl-c / SIGTERM or `--max`, and ends with
 //!   `consumed N, failed M` on stderr. It is at-least-once: a consumer killed
 //!   between handing a message out and acking it leaves the message leased, and
-//!   it is delivered again when the lease ends.
+//!   it is delivered again when the lease ends. A worker outlives the server's
+//!   restarts: when the server cannot be reached or answers 503, it says so on
+//!   stderr and tries again after a pause that doubles up to 30 s (an ack or nack
+//!   is retried the same way); any other refusal (no such queue, a bad key) ends
+//!   it with exit code 1.
 
 use crate::client::{
     Client, Error as ClientError, Exchange, ExchangeType, Message, Put, Queue, ReceiptResults,
@@ -439,7 +443,8 @@ async fn consume(client: &Client, out: &Output, args: ConsumeArgs) -> Result<(),
     let options =
         ReceiveOptions { wait: Some(args.wait), visibility_timeout: args.visibility_timeout };
     let (mut consumed, mut failed) = (0u64, 0u64);
-    let result = loop {
+    let mut backoff = Backoff::default();
+    let result = 'consume: loop {
         if args.max.is_some_and(|max| consumed + failed >= max) {
             break Ok(());
         }
@@ -453,8 +458,17 @@ async fn consume(client: &Client, out: &Output, args: ConsumeArgs) -> Result<(),
         let message = match received {
             Ok(Some(message)) => message,
             Ok(None) => continue,
+            Err(e) if e.is_transient() => {
+                let pause = backoff.after(&e);
+                tokio::select! {
+                    biased;
+                    () = &mut stop => break Ok(()),
+                    () = tokio::time::sleep(pause) => continue,
+                }
+            }
             Err(e) => break Err(e.into()),
         };
+        backoff = Backoff::default();
         let Some(receipt) = message.receipt.clone() else {
             break Err(Failure::Other(format!("message {} came without a receipt", message.id)));
         };
@@ -466,10 +480,21 @@ async fn consume(client: &Client, out: &Output, args: ConsumeArgs) -> Result<(),
             Ok(handled) => handled,
             Err(e) => break Err(e),
         };
-        let settled = if handled {
-            client.ack(&args.queue, std::slice::from_ref(&receipt)).await
-        } else {
-            client.nack(&args.queue, std::slice::from_ref(&receipt), args.nack_delay).await
+        let receipts = std::slice::from_ref(&receipt);
+        let settled = loop {
+            let settled = match handled {
+                true => client.ack(&args.queue, receipts).await,
+                false => client.nack(&args.queue, receipts, args.nack_delay).await,
+            };
+            match settled {
+                // Stopping here leaves the message leased: delivered again later.
+                Err(e) if e.is_transient() => tokio::select! {
+                    biased;
+                    () = &mut stop => break 'consume Ok(()),
+                    () = tokio::time::sleep(backoff.after(&e)) => {}
+                },
+                settled => break settled,
+            }
         };
         match settled {
             Ok(_) if handled => consumed += 1,
@@ -484,6 +509,23 @@ async fn consume(client: &Client, out: &Output, args: ConsumeArgs) -> Result<(),
     };
     eprintln!("consumed {consumed}, failed {failed}");
     result
+}
+
+/// The pause after a transient failure of `consume`: 0.5 s, doubling up to 30 s.
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    /// Says on stderr that `error` happened, and returns how long to wait.
+    fn after(&mut self, error: &ClientError) -> std::time::Duration {
+        let pause = std::time::Duration::from_millis(500 << self.failures.min(6))
+            .min(std::time::Duration::from_secs(30));
+        self.failures += 1;
+        eprintln!("{error}; trying again in {:.1} s", pause.as_secs_f64());
+        pause
+    }
 }
 
 /// Runs `command` through `sh -c` with the message body on its stdin; `Ok(true)`

@@ -6,7 +6,8 @@
 //! consumes them, including after a consumer died before acking.
 
 use edgeq::api::{Api, ApiConfig};
-use edgeq::engine::Engine;
+use edgeq::engine::{Engine, NewMessage};
+use edgeq::model::{Name, QueueConfig};
 use edgeq_native::client::Client;
 use edgeq_native::{serve, NativeStore, StoreSpec, SystemEnv};
 use serde_json::{json, Value};
@@ -49,7 +50,15 @@ impl Server {
         S: FnOnce(tokio::net::TcpListener, Stop) -> F + Send + 'static,
         F: Future<Output = ()>,
     {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::run_on(TcpListener::bind("127.0.0.1:0").unwrap(), server)
+    }
+
+    /// [`run`](Self::run) on `listener`.
+    fn run_on<F, S>(listener: TcpListener, server: S) -> Self
+    where
+        S: FnOnce(tokio::net::TcpListener, Stop) -> F + Send + 'static,
+        F: Future<Output = ()>,
+    {
         listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -355,6 +364,42 @@ fn consume_prints_to_stdout_and_stops_on_sigterm() {
     let out = server.ok(&["--json", "consume", "q2", "--max", "1"]);
     let envelope: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(envelope["body"], "third");
+}
+
+#[test]
+fn consume_waits_for_a_server_that_is_down_and_goes_on_once_it_is_up() {
+    // A loopback port nobody listens on yet.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = edgeq(&format!("http://127.0.0.1:{port}"), &["consume", "jobs", "--max", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = lines(child.stderr.take().unwrap());
+    let line = stderr.recv_timeout(HANG_GUARD).expect("consume reports the failure");
+    assert!(line.contains("cannot reach edgeq") && line.contains("trying again"), "{line}");
+    assert!(child.try_wait().unwrap().is_none(), "consume gave up: {line}");
+
+    // The server comes up on that port with a message waiting.
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let server = Server::run_on(listener, |listener, stop| async move {
+        let store = NativeStore::open(&StoreSpec::Memory).unwrap();
+        let engine = Engine::new(store, SystemEnv);
+        let (ns, q) = (Name::new("default").unwrap(), Name::new("jobs").unwrap());
+        engine.put_queue(&ns, &q, QueueConfig::default()).await.unwrap();
+        let job = NewMessage { body: "job 1".into(), ..Default::default() };
+        engine.send(&ns, &q, vec![job]).await.unwrap().remove(0).unwrap();
+        let api = Arc::new(Api::new(engine, ApiConfig::default()));
+        serve(listener, api, stop).await.unwrap();
+    });
+    let stdout = reader(child.stdout.take().unwrap());
+    let status = wait(&mut child);
+    let said: Vec<String> = stderr.iter().collect();
+    assert!(status.success(), "{status}: {said:?}");
+    assert_eq!(stdout.join().unwrap(), "job 1\n");
+    assert_eq!(said.last().map(String::as_str), Some("consumed 1, failed 0"), "{said:?}");
+    assert_eq!(server.depth("jobs"), (0, 0));
 }
 
 #[test]

@@ -910,29 +910,13 @@ mod tests {
     #[tokio::test]
     async fn rejects_oversized_keys_and_values() {
         let (_dir, s) = temp_store();
-        let long = "k".repeat(MAX_KEY_LEN + 1);
-        assert!(s.set(&long, b"").await.is_err());
-        assert!(s.set("", b"").await.is_err());
-        assert!(s.increment(&long, 1).await.is_err());
-        assert!(s.set("k", &vec![0; MAX_VALUE_LEN + 1]).await.is_err());
-        s.set("k", &vec![7; MAX_VALUE_LEN]).await.unwrap();
-        assert_eq!(s.get("k").await.unwrap().unwrap().len(), MAX_VALUE_LEN);
-        s.set(&"k".repeat(MAX_KEY_LEN), b"max").await.unwrap();
+        crate::testing::refuses_oversized_keys_and_values(&s).await;
     }
 
     #[tokio::test]
-    async fn get_many_keeps_order() {
+    async fn get_many_keeps_order_and_delete_many_deletes_all() {
         let (_dir, s) = temp_store();
-        s.set("b", b"2").await.unwrap();
-        s.set("a", b"1").await.unwrap();
-        let keys: Vec<String> = ["a", "missing", "b", "a"].map(String::from).to_vec();
-        assert_eq!(
-            s.get_many(&keys).await.unwrap(),
-            vec![Some(b"1".to_vec()), None, Some(b"2".to_vec()), Some(b"1".to_vec())]
-        );
-        assert_eq!(s.get_many(&[]).await.unwrap(), Vec::<Option<Vec<u8>>>::new());
-        s.delete_many(&[]).await.unwrap();
-        s.delete("never there").await.unwrap();
+        crate::testing::get_many_keeps_order_and_delete_many_deletes_all(&s).await;
     }
 
     /// `(written, committed, durable, commits)`.

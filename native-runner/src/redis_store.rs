@@ -261,7 +261,7 @@ pub(crate) fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{increment_from_tasks, RedisServer};
+    use crate::testing::{self, increment_from_tasks, RedisServer};
     use std::sync::Arc;
 
     fn store(server: &RedisServer) -> RedisStore {
@@ -325,47 +325,13 @@ mod tests {
     #[tokio::test]
     async fn get_many_keeps_order_and_delete_many_deletes_all() {
         let server = RedisServer::start();
-        let s = store(&server);
-        s.set("b", b"2").await.unwrap();
-        s.set("a", b"1").await.unwrap();
-        let keys: Vec<String> = ["a", "missing", "b", "a"].map(String::from).to_vec();
-        assert_eq!(
-            s.get_many(&keys).await.unwrap(),
-            vec![Some(b"1".to_vec()), None, Some(b"2".to_vec()), Some(b"1".to_vec())]
-        );
-        assert_eq!(s.get_many(&[]).await.unwrap(), Vec::<Option<Vec<u8>>>::new());
-
-        let many: Vec<String> = (0..500).map(|i| format!("k{i}")).collect();
-        for k in &many {
-            s.set(k, k.as_bytes()).await.unwrap();
-        }
-        s.increment("k500", 1).await.unwrap();
-        let mut all = many.clone();
-        all.push("k500".into());
-        all.push("never there".into());
-        assert!(s.get_many(&many).await.unwrap().iter().all(Option::is_some));
-        s.delete_many(&all).await.unwrap();
-        assert!(s.get_many(&all).await.unwrap().iter().all(Option::is_none));
-        assert_eq!(s.increment("k500", 0).await.unwrap(), 0);
-        s.delete_many(&[]).await.unwrap();
-        s.delete("never there").await.unwrap();
-        s.set("one", b"1").await.unwrap();
-        s.delete("one").await.unwrap();
-        assert_eq!(s.get("one").await.unwrap(), None);
+        testing::get_many_keeps_order_and_delete_many_deletes_all(&store(&server)).await;
     }
 
     #[tokio::test]
     async fn rejects_oversized_keys_and_values() {
         let server = RedisServer::start();
-        let s = store(&server);
-        let long = "k".repeat(MAX_KEY_LEN + 1);
-        assert!(s.set(&long, b"").await.is_err());
-        assert!(s.set("", b"").await.is_err());
-        assert!(s.increment(&long, 1).await.is_err());
-        assert!(s.set("k", &vec![0; MAX_VALUE_LEN + 1]).await.is_err());
-        s.set("k", &vec![7; MAX_VALUE_LEN]).await.unwrap();
-        assert_eq!(s.get("k").await.unwrap().unwrap().len(), MAX_VALUE_LEN);
-        s.set(&"k".repeat(MAX_KEY_LEN), b"max").await.unwrap();
+        testing::refuses_oversized_keys_and_values(&store(&server)).await;
     }
 
     #[tokio::test]

@@ -3,7 +3,9 @@
 //!
 //! - [`RedisServer`]: a private `redis-server` per test.
 //! - [`EdgeqProcess`]: an `edgeq serve` child process, once it listens.
-//! - [`increment_from_tasks`]: the atomicity check every native store's tests run.
+//! - [`increment_from_tasks`], [`refuses_oversized_keys_and_values`] and
+//!   [`get_many_keeps_order_and_delete_many_deletes_all`]: parts of the store
+//!   contract every native store's tests check the same way.
 
 mod process;
 mod redis;
@@ -11,7 +13,7 @@ mod redis;
 pub use process::EdgeqProcess;
 pub use redis::{RedisServer, REDIS_SERVER_ENV};
 
-use edgeq::store::Store;
+use edgeq::store::{Store, MAX_KEY_LEN, MAX_VALUE_LEN};
 use std::sync::Arc;
 
 /// Runs `tasks` tokio tasks that each call `increment(key, 1)` `each` times, task
@@ -45,4 +47,57 @@ pub async fn increment_from_tasks<S: Store + 'static>(
     }
     all.sort_unstable();
     all
+}
+
+/// Keys must be 1..=`MAX_KEY_LEN` bytes and values at most `MAX_VALUE_LEN`; the
+/// limits themselves are accepted.
+///
+/// # Panics
+///
+/// When the store breaks the rule: this is a test helper.
+pub async fn refuses_oversized_keys_and_values<S: Store>(s: &S) {
+    let long = "k".repeat(MAX_KEY_LEN + 1);
+    assert!(s.set(&long, b"").await.is_err());
+    assert!(s.set("", b"").await.is_err());
+    assert!(s.increment(&long, 1).await.is_err());
+    assert!(s.set("k", &vec![0; MAX_VALUE_LEN + 1]).await.is_err());
+    s.set("k", &vec![7; MAX_VALUE_LEN]).await.unwrap();
+    assert_eq!(s.get("k").await.unwrap().unwrap().len(), MAX_VALUE_LEN);
+    s.set(&"k".repeat(MAX_KEY_LEN), b"max").await.unwrap();
+}
+
+/// `get_many` answers key by key in the order asked (repeats and missing keys
+/// included); `delete_many` deletes values and counters alike, and deleting what
+/// is not there is no error.
+///
+/// # Panics
+///
+/// When the store breaks the rule: this is a test helper.
+pub async fn get_many_keeps_order_and_delete_many_deletes_all<S: Store>(s: &S) {
+    s.set("b", b"2").await.unwrap();
+    s.set("a", b"1").await.unwrap();
+    let keys: Vec<String> = ["a", "missing", "b", "a"].map(String::from).to_vec();
+    assert_eq!(
+        s.get_many(&keys).await.unwrap(),
+        vec![Some(b"1".to_vec()), None, Some(b"2".to_vec()), Some(b"1".to_vec())]
+    );
+    assert_eq!(s.get_many(&[]).await.unwrap(), Vec::<Option<Vec<u8>>>::new());
+
+    let many: Vec<String> = (0..500).map(|i| format!("k{i}")).collect();
+    for k in &many {
+        s.set(k, k.as_bytes()).await.unwrap();
+    }
+    s.increment("k500", 1).await.unwrap();
+    let mut all = many.clone();
+    all.push("k500".into());
+    all.push("never there".into());
+    assert!(s.get_many(&many).await.unwrap().iter().all(Option::is_some));
+    s.delete_many(&all).await.unwrap();
+    assert!(s.get_many(&all).await.unwrap().iter().all(Option::is_none));
+    assert_eq!(s.increment("k500", 0).await.unwrap(), 0);
+    s.delete_many(&[]).await.unwrap();
+    s.delete("never there").await.unwrap();
+    s.set("one", b"1").await.unwrap();
+    s.delete("one").await.unwrap();
+    assert_eq!(s.get("one").await.unwrap(), None);
 }

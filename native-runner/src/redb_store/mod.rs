@@ -90,15 +90,22 @@
 //! it stood at one point of the write sequence. Commits land in order and a durable
 //! commit persists the non-durable ones before it, so after a crash the file holds
 //! the writes up to some point: never a later write without an earlier one.
+//!
+//! [`Durability::Immediate`]: redb::Durability::Immediate
+//! [`Durability::None`]: redb::Durability::None
+
+mod overlay;
+mod persister;
 
 use edgeq::store::{Store, StoreError, StoreResult, MAX_KEY_LEN, MAX_VALUE_LEN};
-use redb::{Database, Durability, ReadableDatabase, TableDefinition};
-use std::collections::HashMap;
+use overlay::{Attempt, Before, Entry, Hold, Kind, Layer, State};
+use persister::{persister_gone, Persister};
+use redb::{Database, ReadableDatabase, TableDefinition};
 use std::fmt::Display;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{oneshot, Notify};
 
 const VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("values");
@@ -146,162 +153,6 @@ impl Shared {
         // Nothing panics while holding the lock; should it, the state is still whole.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// The latest write to a key, not yet in redb.
-#[derive(Debug, Clone)]
-enum Entry {
-    Value(Arc<[u8]>),
-    Counter(i64),
-    Deleted,
-}
-
-impl Entry {
-    fn cost(&self, key: &str) -> usize {
-        ENTRY_COST + key.len() + if let Entry::Value(v) = self { v.len() } else { 0 }
-    }
-
-    fn kind(&self) -> Kind {
-        match self {
-            Entry::Value(_) => Kind::Value,
-            Entry::Counter(n) => Kind::Counter(*n),
-            Entry::Deleted => Kind::Missing,
-        }
-    }
-}
-
-/// What a key holds, as far as a write needs to know.
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Value,
-    Counter(i64),
-    Missing,
-}
-
-/// What redb holds under a key before a layer's entry for it is committed, so the
-/// commit touches only the table that needs it (and skips deleting what never got
-/// there: a key set and deleted within one round never reaches redb).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Before {
-    Missing,
-    Value,
-    Counter,
-    /// Not looked up (a delete): the commit clears both tables.
-    Unknown,
-}
-
-impl From<Kind> for Before {
-    fn from(kind: Kind) -> Self {
-        match kind {
-            Kind::Value => Before::Value,
-            Kind::Counter(_) => Before::Counter,
-            Kind::Missing => Before::Missing,
-        }
-    }
-}
-
-/// One key's entry in a layer.
-#[derive(Debug, Clone)]
-struct Slot {
-    entry: Entry,
-    /// What redb holds once every older layer is committed.
-    before: Before,
-}
-
-type Layer = HashMap<String, Slot>;
-
-/// Test hooks that stop the persister at a given point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hold {
-    No,
-    /// Start no round.
-    Rounds,
-    /// Swap the overlay out, then wait before committing it.
-    Commit,
-}
-
-/// Everything behind the lock.
-struct State {
-    /// Writes since the last swap: the newest layer.
-    active: Layer,
-    /// What `active` costs, by [`Entry::cost`].
-    active_bytes: usize,
-    /// The batch being committed, readable under `active` until its commit lands.
-    persisting: Option<Arc<Layer>>,
-    /// Bumped whenever entries leave the overlay (a batch's commit landed).
-    generation: u64,
-    /// Sequence number of the newest write applied to the overlay.
-    written: u64,
-    /// Newest write in a committed transaction (durable or not).
-    committed: u64,
-    /// Newest write in a durable commit.
-    durable: u64,
-    /// Transactions committed so far.
-    commits: u64,
-    /// Flushes waiting for `durable` to reach their sequence number.
-    flushes: Vec<(u64, oneshot::Sender<StoreResult<()>>)>,
-    /// The persister is waiting for work and must be woken.
-    idle: bool,
-    /// The store is being dropped.
-    closing: bool,
-    /// The persister thread is gone: writes and flushes fail.
-    dead: bool,
-    max_entries: usize,
-    max_bytes: usize,
-    hold: Hold,
-}
-
-impl State {
-    fn lookup(&self, key: &str) -> Option<&Entry> {
-        self.active.get(key).or_else(|| self.persisting.as_ref()?.get(key)).map(|s| &s.entry)
-    }
-
-    fn full(&self) -> bool {
-        self.active.len() >= self.max_entries || self.active_bytes >= self.max_bytes
-    }
-
-    fn half_full(&self) -> bool {
-        self.active.len() >= self.max_entries / 2 || self.active_bytes >= self.max_bytes / 2
-    }
-
-    /// Records a write in the newest layer and wakes the persister if it has to act.
-    /// `in_redb` is what redb holds under `key` if no layer has it.
-    fn put(&mut self, key: &str, entry: Entry, in_redb: Before, wake: &Condvar) {
-        let cost = entry.cost(key);
-        let was_empty = self.active.is_empty();
-        match self.active.get_mut(key) {
-            Some(old) => {
-                self.active_bytes -= old.entry.cost(key);
-                old.entry = entry;
-            }
-            None => {
-                let before = match self.persisting.as_ref().and_then(|p| p.get(key)) {
-                    Some(slot) => Before::from(slot.entry.kind()),
-                    None => in_redb,
-                };
-                self.active.insert(key.to_owned(), Slot { entry, before });
-            }
-        }
-        self.active_bytes += cost;
-        self.written += 1;
-        if was_empty || self.half_full() {
-            self.wake_persister(wake);
-        }
-    }
-
-    fn wake_persister(&mut self, wake: &Condvar) {
-        if self.idle {
-            self.idle = false;
-            wake.notify_one();
-        }
-    }
-}
-
-/// The outcome of one try at a write.
-enum Attempt<T> {
-    Done(StoreResult<T>),
-    /// The overlay is full: wait for room and try again.
-    Full,
 }
 
 impl RedbStore {
@@ -644,205 +495,6 @@ impl Store for RedbStore {
     }
 }
 
-/// One batch to commit.
-struct Round {
-    /// The swapped-out overlay, `None` for an empty (durability-only) commit.
-    batch: Option<Arc<Layer>>,
-    /// The newest write in the batch (and in every earlier round).
-    seq: u64,
-    durable: bool,
-}
-
-/// The persister thread's state.
-struct Persister {
-    shared: Arc<Shared>,
-    /// Non-durable commits since the last durable one.
-    nondurable: u32,
-}
-
-impl Persister {
-    fn run(mut self) {
-        while let Some(round) = self.next_round() {
-            if !self.persist(round) {
-                break;
-            }
-        }
-        let mut st = self.shared.lock();
-        st.dead = true;
-        for (_, reply) in st.flushes.drain(..) {
-            let _ = reply.send(Err(persister_gone()));
-        }
-        drop(st);
-        self.shared.room.notify_waiters();
-    }
-
-    /// Waits until there is a round to run and swaps the overlay out for it; `None`
-    /// once the store is closing and everything is durable.
-    fn next_round(&mut self) -> Option<Round> {
-        let shared = &*self.shared;
-        let mut st = shared.lock();
-        let mut deadline: Option<Instant> = None;
-        loop {
-            let dirty = !st.active.is_empty();
-            let unsynced = st.committed > st.durable;
-            if st.closing && !dirty && !unsynced {
-                return None;
-            }
-            if !st.flushes.is_empty() && !dirty && !unsynced {
-                // Already durable (cannot happen: a flush waits only for something).
-                let durable = st.durable;
-                answer(&mut st, durable, &Ok(()));
-                continue;
-            }
-            let go = st.hold != Hold::Rounds
-                && (st.closing
-                    || !st.flushes.is_empty()
-                    || (dirty && st.half_full())
-                    || (dirty && deadline.is_some_and(|d| Instant::now() >= d)));
-            if go {
-                break;
-            }
-            let background = dirty && st.hold == Hold::No;
-            if background && deadline.is_none() {
-                deadline = Some(Instant::now() + BACKGROUND_DELAY);
-            }
-            st.idle = true;
-            st = match deadline {
-                Some(d) if background => {
-                    let wait = d.saturating_duration_since(Instant::now());
-                    shared.wake.wait_timeout(st, wait).unwrap_or_else(PoisonError::into_inner).0
-                }
-                _ => shared.wake.wait(st).unwrap_or_else(PoisonError::into_inner),
-            };
-            st.idle = false;
-        }
-        let durable =
-            st.closing || !st.flushes.is_empty() || self.nondurable + 1 >= FORCE_DURABLE_EVERY;
-        let batch = if st.active.is_empty() {
-            None
-        } else {
-            let batch = Arc::new(std::mem::take(&mut st.active));
-            st.active_bytes = 0;
-            st.persisting = Some(batch.clone());
-            Some(batch)
-        };
-        let seq = st.written;
-        while st.hold == Hold::Commit && !st.closing {
-            st = shared.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
-        }
-        drop(st);
-        // The overlay is empty again: writers waiting for room may go on.
-        shared.room.notify_waiters();
-        Some(Round { batch, seq, durable })
-    }
-
-    /// Commits one round and answers the flushes it satisfies. Returns `false` when
-    /// the persister must stop (the final commit of a closing store failed).
-    fn persist(&mut self, round: Round) -> bool {
-        let result = commit(&self.shared.db, round.batch.as_deref(), round.durable);
-        let mut st = self.shared.lock();
-        st.persisting = None;
-        match result {
-            Ok(()) => {
-                st.generation += 1;
-                st.committed = round.seq;
-                st.commits += 1;
-                if round.durable {
-                    st.durable = round.seq;
-                    self.nondurable = 0;
-                    answer(&mut st, round.seq, &Ok(()));
-                } else {
-                    self.nondurable += 1;
-                }
-                true
-            }
-            Err(e) => {
-                // Nothing of the batch landed: put it back under the newer writes.
-                if let Some(batch) = round.batch {
-                    let batch = Arc::try_unwrap(batch).unwrap_or_else(|b| (*b).clone());
-                    for (key, slot) in batch {
-                        match st.active.get_mut(&key) {
-                            // The newer entry now comes straight after what redb holds.
-                            Some(newer) => newer.before = slot.before,
-                            None => {
-                                st.active_bytes += slot.entry.cost(&key);
-                                st.active.insert(key, slot);
-                            }
-                        }
-                    }
-                }
-                // Every waiting flush depends on this batch.
-                answer(&mut st, u64::MAX, &Err(e.clone()));
-                let closing = st.closing;
-                drop(st);
-                if closing {
-                    eprintln!("edgeq: final durable commit failed: {e}");
-                    return false;
-                }
-                std::thread::sleep(RETRY_DELAY);
-                true
-            }
-        }
-    }
-}
-
-/// Answers the waiting flushes whose writes are all at most `seq`.
-fn answer(st: &mut State, seq: u64, result: &StoreResult<()>) {
-    for (_, reply) in st.flushes.extract_if(.., |(target, _)| *target <= seq) {
-        // A flush whose caller went away needs no answer.
-        let _ = reply.send(result.clone());
-    }
-}
-
-/// Writes `batch` (if any) in one transaction and commits it.
-fn commit(db: &Database, batch: Option<&Layer>, durable: bool) -> StoreResult<()> {
-    let mut txn = db.begin_write().map_err(|e| fail("begin write", e))?;
-    let durability = if durable { Durability::Immediate } else { Durability::None };
-    txn.set_durability(durability).map_err(|e| fail("set durability", e))?;
-    if let Some(batch) = batch {
-        let mut values = txn.open_table(VALUES).map_err(|e| fail("open values", e))?;
-        let mut counters = txn.open_table(COUNTERS).map_err(|e| fail("open counters", e))?;
-        // In key order: neighbouring inserts touch the same B-tree pages.
-        let mut entries: Vec<(&String, &Slot)> = batch.iter().collect();
-        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        for (key, slot) in entries {
-            let key = key.as_str();
-            // The overlay checked kinds when the write was made; here the entry is
-            // the key's whole truth, so the other table loses the key if it had it.
-            let (in_values, in_counters) = match slot.before {
-                Before::Missing => (false, false),
-                Before::Value => (true, false),
-                Before::Counter => (false, true),
-                Before::Unknown => (true, true),
-            };
-            match &slot.entry {
-                Entry::Value(v) => {
-                    values.insert(key, &**v).map_err(|e| fail("write", e))?;
-                    if in_counters {
-                        counters.remove(key).map_err(|e| fail("write", e))?;
-                    }
-                }
-                Entry::Counter(n) => {
-                    counters.insert(key, *n).map_err(|e| fail("write", e))?;
-                    if in_values {
-                        values.remove(key).map_err(|e| fail("write", e))?;
-                    }
-                }
-                Entry::Deleted => {
-                    if in_values {
-                        values.remove(key).map_err(|e| fail("write", e))?;
-                    }
-                    if in_counters {
-                        counters.remove(key).map_err(|e| fail("write", e))?;
-                    }
-                }
-            }
-        }
-    }
-    // On an error above, dropping `txn` aborts it: nothing is written.
-    txn.commit().map_err(|e| fail("commit", e))
-}
-
 fn check_key(key: &str) -> StoreResult<()> {
     if key.is_empty() || key.len() > MAX_KEY_LEN {
         return Err(StoreError(format!("key of {} bytes", key.len())));
@@ -856,10 +508,6 @@ fn misuse(op: &str, key: &str) -> StoreError {
 
 fn fail(what: impl Display, e: impl Display) -> StoreError {
     StoreError(format!("redb {what}: {e}"))
-}
-
-fn persister_gone() -> StoreError {
-    StoreError("redb persister thread stopped".into())
 }
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,215 @@
+//! The persister thread: it swaps the overlay out in [`Round`]s, writes each one in
+//! a single redb transaction ([`commit`]) and answers the flushes a commit satisfies.
+//!
+//! Kept apart from the store's request path, which never waits on redb writes; the
+//! module docs of [`super`] describe the rounds, group commits and error handling.
+
+use super::overlay::{Before, Entry, Hold, Layer, Slot, State};
+use super::{fail, Shared, BACKGROUND_DELAY, COUNTERS, FORCE_DURABLE_EVERY, RETRY_DELAY, VALUES};
+use edgeq::store::{StoreError, StoreResult};
+use redb::{Database, Durability};
+use std::sync::{Arc, PoisonError};
+use std::time::Instant;
+
+/// One batch to commit.
+struct Round {
+    /// The swapped-out overlay, `None` for an empty (durability-only) commit.
+    batch: Option<Arc<Layer>>,
+    /// The newest write in the batch (and in every earlier round).
+    seq: u64,
+    durable: bool,
+}
+
+/// The persister thread's state.
+pub(super) struct Persister {
+    pub(super) shared: Arc<Shared>,
+    /// Non-durable commits since the last durable one.
+    pub(super) nondurable: u32,
+}
+
+impl Persister {
+    pub(super) fn run(mut self) {
+        while let Some(round) = self.next_round() {
+            if !self.persist(round) {
+                break;
+            }
+        }
+        let mut st = self.shared.lock();
+        st.dead = true;
+        for (_, reply) in st.flushes.drain(..) {
+            let _ = reply.send(Err(persister_gone()));
+        }
+        drop(st);
+        self.shared.room.notify_waiters();
+    }
+
+    /// Waits until there is a round to run and swaps the overlay out for it; `None`
+    /// once the store is closing and everything is durable.
+    fn next_round(&mut self) -> Option<Round> {
+        let shared = &*self.shared;
+        let mut st = shared.lock();
+        let mut deadline: Option<Instant> = None;
+        loop {
+            let dirty = !st.active.is_empty();
+            let unsynced = st.committed > st.durable;
+            if st.closing && !dirty && !unsynced {
+                return None;
+            }
+            if !st.flushes.is_empty() && !dirty && !unsynced {
+                // Already durable (cannot happen: a flush waits only for something).
+                let durable = st.durable;
+                answer(&mut st, durable, &Ok(()));
+                continue;
+            }
+            let go = st.hold != Hold::Rounds
+                && (st.closing
+                    || !st.flushes.is_empty()
+                    || (dirty && st.half_full())
+                    || (dirty && deadline.is_some_and(|d| Instant::now() >= d)));
+            if go {
+                break;
+            }
+            let background = dirty && st.hold == Hold::No;
+            if background && deadline.is_none() {
+                deadline = Some(Instant::now() + BACKGROUND_DELAY);
+            }
+            st.idle = true;
+            st = match deadline {
+                Some(d) if background => {
+                    let wait = d.saturating_duration_since(Instant::now());
+                    shared.wake.wait_timeout(st, wait).unwrap_or_else(PoisonError::into_inner).0
+                }
+                _ => shared.wake.wait(st).unwrap_or_else(PoisonError::into_inner),
+            };
+            st.idle = false;
+        }
+        let durable =
+            st.closing || !st.flushes.is_empty() || self.nondurable + 1 >= FORCE_DURABLE_EVERY;
+        let batch = if st.active.is_empty() {
+            None
+        } else {
+            let batch = Arc::new(std::mem::take(&mut st.active));
+            st.active_bytes = 0;
+            st.persisting = Some(batch.clone());
+            Some(batch)
+        };
+        let seq = st.written;
+        while st.hold == Hold::Commit && !st.closing {
+            st = shared.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+        drop(st);
+        // The overlay is empty again: writers waiting for room may go on.
+        shared.room.notify_waiters();
+        Some(Round { batch, seq, durable })
+    }
+
+    /// Commits one round and answers the flushes it satisfies. Returns `false` when
+    /// the persister must stop (the final commit of a closing store failed).
+    fn persist(&mut self, round: Round) -> bool {
+        let result = commit(&self.shared.db, round.batch.as_deref(), round.durable);
+        let mut st = self.shared.lock();
+        st.persisting = None;
+        match result {
+            Ok(()) => {
+                st.generation += 1;
+                st.committed = round.seq;
+                st.commits += 1;
+                if round.durable {
+                    st.durable = round.seq;
+                    self.nondurable = 0;
+                    answer(&mut st, round.seq, &Ok(()));
+                } else {
+                    self.nondurable += 1;
+                }
+                true
+            }
+            Err(e) => {
+                // Nothing of the batch landed: put it back under the newer writes.
+                if let Some(batch) = round.batch {
+                    let batch = Arc::try_unwrap(batch).unwrap_or_else(|b| (*b).clone());
+                    for (key, slot) in batch {
+                        match st.active.get_mut(&key) {
+                            // The newer entry now comes straight after what redb holds.
+                            Some(newer) => newer.before = slot.before,
+                            None => {
+                                st.active_bytes += slot.entry.cost(&key);
+                                st.active.insert(key, slot);
+                            }
+                        }
+                    }
+                }
+                // Every waiting flush depends on this batch.
+                answer(&mut st, u64::MAX, &Err(e.clone()));
+                let closing = st.closing;
+                drop(st);
+                if closing {
+                    eprintln!("edgeq: final durable commit failed: {e}");
+                    return false;
+                }
+                std::thread::sleep(RETRY_DELAY);
+                true
+            }
+        }
+    }
+}
+
+/// Answers the waiting flushes whose writes are all at most `seq`.
+fn answer(st: &mut State, seq: u64, result: &StoreResult<()>) {
+    for (_, reply) in st.flushes.extract_if(.., |(target, _)| *target <= seq) {
+        // A flush whose caller went away needs no answer.
+        let _ = reply.send(result.clone());
+    }
+}
+
+/// Writes `batch` (if any) in one transaction and commits it.
+fn commit(db: &Database, batch: Option<&Layer>, durable: bool) -> StoreResult<()> {
+    let mut txn = db.begin_write().map_err(|e| fail("begin write", e))?;
+    let durability = if durable { Durability::Immediate } else { Durability::None };
+    txn.set_durability(durability).map_err(|e| fail("set durability", e))?;
+    if let Some(batch) = batch {
+        let mut values = txn.open_table(VALUES).map_err(|e| fail("open values", e))?;
+        let mut counters = txn.open_table(COUNTERS).map_err(|e| fail("open counters", e))?;
+        // In key order: neighbouring inserts touch the same B-tree pages.
+        let mut entries: Vec<(&String, &Slot)> = batch.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (key, slot) in entries {
+            let key = key.as_str();
+            // The overlay checked kinds when the write was made; here the entry is
+            // the key's whole truth, so the other table loses the key if it had it.
+            let (in_values, in_counters) = match slot.before {
+                Before::Missing => (false, false),
+                Before::Value => (true, false),
+                Before::Counter => (false, true),
+                Before::Unknown => (true, true),
+            };
+            match &slot.entry {
+                Entry::Value(v) => {
+                    values.insert(key, &**v).map_err(|e| fail("write", e))?;
+                    if in_counters {
+                        counters.remove(key).map_err(|e| fail("write", e))?;
+                    }
+                }
+                Entry::Counter(n) => {
+                    counters.insert(key, *n).map_err(|e| fail("write", e))?;
+                    if in_values {
+                        values.remove(key).map_err(|e| fail("write", e))?;
+                    }
+                }
+                Entry::Deleted => {
+                    if in_values {
+                        values.remove(key).map_err(|e| fail("write", e))?;
+                    }
+                    if in_counters {
+                        counters.remove(key).map_err(|e| fail("write", e))?;
+                    }
+                }
+            }
+        }
+    }
+    // On an error above, dropping `txn` aborts it: nothing is written.
+    txn.commit().map_err(|e| fail("commit", e))
+}
+
+pub(super) fn persister_gone() -> StoreError {
+    StoreError("redb persister thread stopped".into())
+}

@@ -34,7 +34,7 @@
 //! [`Store`] contract); `increment` of a key holding a non-number is still refused
 //! by Redis and surfaces as a [`StoreError`].
 //!
-//! Keys are checked against [`MAX_KEY_LEN`] and values against [`MAX_VALUE_LEN`] on
+//! Keys are checked against [`MAX_KEY_LEN`](edgeq::store::MAX_KEY_LEN) and values against [`MAX_VALUE_LEN`] on
 //! writes, as the other stores do.
 //!
 //! # Connections
@@ -75,7 +75,7 @@
 //! One Redis (or one primary) only: `MGET`/`DEL` of keys on different Redis Cluster
 //! slots would be refused, and this build has no cluster client.
 
-use edgeq::store::{Store, StoreError, StoreResult, MAX_KEY_LEN, MAX_VALUE_LEN};
+use edgeq::store::{check_key, Store, StoreError, StoreResult, MAX_VALUE_LEN};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -231,13 +231,6 @@ impl Store for RedisStore {
     }
 
     // `flush` keeps the default no-op: see "Durability" in the module docs.
-}
-
-fn check_key(key: &str) -> StoreResult<()> {
-    if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return Err(StoreError(format!("key of {} bytes", key.len())));
-    }
-    Ok(())
 }
 
 /// `url` with the password of its user info (if any) replaced by `***`.

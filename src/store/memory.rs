@@ -11,7 +11,7 @@
 //! the contract the engine must keep: a counter read with `get` or a value
 //! incremented is an error, as it would corrupt a real Spin backend.
 
-use super::{Store, StoreError, StoreResult, MAX_KEY_LEN, MAX_VALUE_LEN};
+use super::{check_key, Store, StoreError, StoreResult, MAX_VALUE_LEN};
 use foldhash::fast::RandomState;
 use std::collections::HashMap;
 use std::future::{ready, Future};
@@ -66,7 +66,7 @@ impl MemoryStore {
         match self.lock(key).get(key) {
             None => Ok(None),
             Some(Entry::Value(v)) => Ok(Some(v.clone())),
-            Some(Entry::Counter(_)) => Err(misuse("get", key)),
+            Some(Entry::Counter(_)) => Err(StoreError::misuse("get", key)),
         }
     }
 
@@ -77,7 +77,7 @@ impl MemoryStore {
         }
         let mut map = self.lock(key);
         match map.get_mut(key) {
-            Some(Entry::Counter(_)) => Err(misuse("set", key)),
+            Some(Entry::Counter(_)) => Err(StoreError::misuse("set", key)),
             Some(Entry::Value(v)) => {
                 v.clear();
                 v.extend_from_slice(value);
@@ -100,7 +100,7 @@ impl MemoryStore {
                     .ok_or_else(|| StoreError(format!("counter {key} overflows")))?;
                 Ok(*n)
             }
-            Some(Entry::Value(_)) => Err(misuse("increment", key)),
+            Some(Entry::Value(_)) => Err(StoreError::misuse("increment", key)),
             None if delta == 0 => Ok(0),
             None => {
                 map.insert(key.to_owned(), Entry::Counter(delta));
@@ -114,17 +114,6 @@ fn lock<M>(shard: &Mutex<M>) -> MutexGuard<'_, M> {
     // A panic while holding the lock cannot leave the map half-updated (every
     // critical section is a single map call), so a poisoned lock is still usable.
     shard.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn check_key(key: &str) -> StoreResult<()> {
-    if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return Err(StoreError(format!("key of {} bytes", key.len())));
-    }
-    Ok(())
-}
-
-fn misuse(op: &str, key: &str) -> StoreError {
-    StoreError(format!("{op} on {key} mixes counters and values"))
 }
 
 impl Store for MemoryStore {
@@ -163,6 +152,7 @@ impl Store for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::MAX_KEY_LEN;
     use futures::executor::block_on;
 
     #[test]

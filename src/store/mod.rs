@@ -45,6 +45,23 @@ pub struct StoreError(pub String);
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl StoreError {
+    /// A counter read as a value or a value incremented: the engine never does
+    /// this, and on a real Spin backend it would corrupt the key.
+    pub fn misuse(op: &str, key: &str) -> Self {
+        StoreError(format!("{op} on {key} mixes counters and values"))
+    }
+}
+
+/// Refuses a key the engine never writes: empty, or over [`MAX_KEY_LEN`] bytes.
+/// Every store checks keys with this, so all of them refuse the same ones.
+pub fn check_key(key: &str) -> StoreResult<()> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(StoreError(format!("key of {} bytes", key.len())));
+    }
+    Ok(())
+}
+
 /// The key-value contract the engine runs on. See the module docs for the rules.
 pub trait Store: Send + Sync {
     /// The value under `key`, if any.

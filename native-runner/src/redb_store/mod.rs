@@ -20,7 +20,7 @@
 //! `set`/`increment` on a key of the other kind, is an error (the engine never does
 //! it; a real Spin backend would be corrupted by it). One difference: reading a
 //! missing counter with `increment(key, 0)` does not create it here.
-//! Keys are checked against [`MAX_KEY_LEN`] and values against [`MAX_VALUE_LEN`].
+//! Keys are checked against [`MAX_KEY_LEN`](edgeq::store::MAX_KEY_LEN) and values against [`MAX_VALUE_LEN`].
 //!
 //! # Write-back: an in-memory overlay in front of redb
 //!
@@ -97,7 +97,7 @@
 mod overlay;
 mod persister;
 
-use edgeq::store::{Store, StoreError, StoreResult, MAX_KEY_LEN, MAX_VALUE_LEN};
+use edgeq::store::{check_key, Store, StoreError, StoreResult, MAX_VALUE_LEN};
 use overlay::{Attempt, Before, Entry, Hold, Kind, Layer, State};
 use persister::{persister_gone, Persister};
 use redb::{Database, ReadableDatabase, TableDefinition};
@@ -244,7 +244,7 @@ impl RedbStore {
             for &key in keys {
                 found.push(match st.lookup(key) {
                     Some(Entry::Value(v)) => Ok(Some(v.clone())),
-                    Some(Entry::Counter(_)) => return Err(misuse("get", key)),
+                    Some(Entry::Counter(_)) => return Err(StoreError::misuse("get", key)),
                     Some(Entry::Deleted) => Ok(None),
                     None => Err(()),
                 });
@@ -266,7 +266,7 @@ impl RedbStore {
                     out[i] = match values.get(key).map_err(|e| fail("get", e))? {
                         Some(v) => Some(v.value().to_vec()),
                         None if counters.get(key).map_err(|e| fail("get", e))?.is_some() => {
-                            return Err(misuse("get", key))
+                            return Err(StoreError::misuse("get", key))
                         }
                         None => None,
                     };
@@ -286,7 +286,7 @@ impl RedbStore {
         match kind {
             Kind::Counter(n) => Ok(n),
             Kind::Missing => Ok(0),
-            Kind::Value => Err(misuse("increment", key)),
+            Kind::Value => Err(StoreError::misuse("increment", key)),
         }
     }
 
@@ -426,7 +426,7 @@ impl Store for RedbStore {
         async move {
             let value = checked?;
             self.write(key, |kind| match kind {
-                Kind::Counter(_) => Err(misuse("set", key)),
+                Kind::Counter(_) => Err(StoreError::misuse("set", key)),
                 Kind::Value | Kind::Missing => Ok((Some(Entry::Value(value.clone())), ())),
             })
             .await
@@ -458,7 +458,7 @@ impl Store for RedbStore {
                 let current = match kind {
                     Kind::Counter(n) => n,
                     Kind::Missing => 0,
-                    Kind::Value => return Err(misuse("increment", key)),
+                    Kind::Value => return Err(StoreError::misuse("increment", key)),
                 };
                 let next = current
                     .checked_add(delta)
@@ -495,20 +495,10 @@ impl Store for RedbStore {
     }
 }
 
-fn check_key(key: &str) -> StoreResult<()> {
-    if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return Err(StoreError(format!("key of {} bytes", key.len())));
-    }
-    Ok(())
-}
-
-fn misuse(op: &str, key: &str) -> StoreError {
-    StoreError(format!("{op} on {key} mixes counters and values"))
-}
-
 fn fail(what: impl Display, e: impl Display) -> StoreError {
     StoreError(format!("redb {what}: {e}"))
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,8 +34,9 @@
 //! [`Store`] contract); `increment` of a key holding a non-number is still refused
 //! by Redis and surfaces as a [`StoreError`].
 //!
-//! Keys are checked against [`MAX_KEY_LEN`](edgeq::store::MAX_KEY_LEN) and values against [`MAX_VALUE_LEN`] on
-//! writes, as the other stores do.
+//! Keys and values are checked against the engine's limits on writes with
+//! [`check_key`] and [`check_set`],
+//! as in every store.
 //!
 //! # Connections
 //!
@@ -75,7 +76,7 @@
 //! One Redis (or one primary) only: `MGET`/`DEL` of keys on different Redis Cluster
 //! slots would be refused, and this build has no cluster client.
 
-use edgeq::store::{check_key, Store, StoreError, StoreResult, MAX_VALUE_LEN};
+use edgeq::store::{check_key, check_set, Store, StoreError, StoreResult};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -199,10 +200,7 @@ impl Store for RedisStore {
     }
 
     async fn set(&self, key: &str, value: &[u8]) -> StoreResult<()> {
-        check_key(key)?;
-        if value.len() > MAX_VALUE_LEN {
-            return Err(StoreError(format!("value for {key} is over 1 MiB")));
-        }
+        check_set(key, value)?;
         self.query("SET", redis::cmd("SET").arg(key).arg(value)).await
     }
 

@@ -11,7 +11,7 @@
 //! the contract the engine must keep: a counter read with `get` or a value
 //! incremented is an error, as it would corrupt a real Spin backend.
 
-use super::{check_key, Store, StoreError, StoreResult, MAX_VALUE_LEN};
+use super::{check_key, check_set, Store, StoreError, StoreResult};
 use foldhash::fast::RandomState;
 use std::collections::HashMap;
 use std::future::{ready, Future};
@@ -71,10 +71,7 @@ impl MemoryStore {
     }
 
     fn set_now(&self, key: &str, value: &[u8]) -> StoreResult<()> {
-        check_key(key)?;
-        if value.len() > MAX_VALUE_LEN {
-            return Err(StoreError(format!("value for {key} is over 1 MiB")));
-        }
+        check_set(key, value)?;
         let mut map = self.lock(key);
         match map.get_mut(key) {
             Some(Entry::Counter(_)) => Err(StoreError::misuse("set", key)),
@@ -152,7 +149,7 @@ impl Store for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MAX_KEY_LEN;
+    use crate::store::{MAX_KEY_LEN, MAX_VALUE_LEN};
     use futures::executor::block_on;
 
     #[test]

@@ -62,6 +62,16 @@ pub fn check_key(key: &str) -> StoreResult<()> {
     Ok(())
 }
 
+/// Refuses a `set` the engine never makes: a bad key ([`check_key`]) or a value
+/// over [`MAX_VALUE_LEN`] bytes.
+pub fn check_set(key: &str, value: &[u8]) -> StoreResult<()> {
+    check_key(key)?;
+    if value.len() > MAX_VALUE_LEN {
+        return Err(StoreError(format!("value for {key} is over 1 MiB")));
+    }
+    Ok(())
+}
+
 /// The key-value contract the engine runs on. See the module docs for the rules.
 pub trait Store: Send + Sync {
     /// The value under `key`, if any.

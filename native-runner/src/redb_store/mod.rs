@@ -20,7 +20,9 @@
 //! `set`/`increment` on a key of the other kind, is an error (the engine never does
 //! it; a real Spin backend would be corrupted by it). One difference: reading a
 //! missing counter with `increment(key, 0)` does not create it here.
-//! Keys are checked against [`MAX_KEY_LEN`](edgeq::store::MAX_KEY_LEN) and values against [`MAX_VALUE_LEN`].
+//! Keys and values are checked against the engine's limits with
+//! [`check_key`] and [`check_set`],
+//! as in every store.
 //!
 //! # Write-back: an in-memory overlay in front of redb
 //!
@@ -97,7 +99,7 @@
 mod overlay;
 mod persister;
 
-use edgeq::store::{check_key, Store, StoreError, StoreResult, MAX_VALUE_LEN};
+use edgeq::store::{check_key, check_set, Store, StoreError, StoreResult};
 use overlay::{Attempt, Before, Entry, Hold, Kind, Layer, State};
 use persister::{persister_gone, Persister};
 use redb::{Database, ReadableDatabase, TableDefinition};
@@ -416,13 +418,7 @@ impl Store for RedbStore {
     }
 
     fn set(&self, key: &str, value: &[u8]) -> impl Future<Output = StoreResult<()>> + Send {
-        let checked = check_key(key).and_then(|()| {
-            if value.len() > MAX_VALUE_LEN {
-                Err(StoreError(format!("value for {key} is over 1 MiB")))
-            } else {
-                Ok(Arc::<[u8]>::from(value))
-            }
-        });
+        let checked = check_set(key, value).map(|()| Arc::<[u8]>::from(value));
         async move {
             let value = checked?;
             self.write(key, |kind| match kind {

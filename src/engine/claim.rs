@@ -117,30 +117,27 @@ impl<S: Store, E: Env> Engine<S, E> {
                     Mode::Holder if !matches!(record, Claim::Override { .. }) => continue,
                     _ => {}
                 }
-                match record {
-                    _ if older && until <= now => {
-                        if let Claimed::Won { ended_lease, .. } = &mut outcome {
-                            if j > newest_older {
-                                newest_older = j;
-                                *ended_lease = matches!(record, Claim::Live { lease: true, .. });
-                            }
+                if older && until <= now {
+                    if let Claimed::Won { ended_lease, .. } = &mut outcome {
+                        if j > newest_older {
+                            newest_older = j;
+                            *ended_lease = matches!(record, Claim::Live { lease: true, .. });
                         }
                     }
-                    _ => {
-                        // Two claimants that see each other both back off. A newer
-                        // one therefore does not hold the slot for sure: look
-                        // again soon, not at the end of its intent (a winner
-                        // rewrites the slot's state with its own lease anyway).
-                        let until = match older {
-                            true => until,
-                            false => until.min(now + CONTENDED_RETRY),
-                        }
-                        .max(now);
-                        outcome = match outcome {
-                            Claimed::Busy { until: u } => Claimed::Busy { until: u.max(until) },
-                            Claimed::Won { .. } => Claimed::Busy { until },
-                        };
+                } else {
+                    // Two claimants that see each other both back off. A newer
+                    // one therefore does not hold the slot for sure: look
+                    // again soon, not at the end of its intent (a winner
+                    // rewrites the slot's state with its own lease anyway).
+                    let until = match older {
+                        true => until,
+                        false => until.min(now + CONTENDED_RETRY),
                     }
+                    .max(now);
+                    outcome = match outcome {
+                        Claimed::Busy { until: u } => Claimed::Busy { until: u.max(until) },
+                        Claimed::Won { .. } => Claimed::Busy { until },
+                    };
                 }
             }
             outcome

@@ -19,7 +19,6 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,18 +66,6 @@ impl Drop for NativeGuard {
     }
 }
 
-/// A fresh directory under the system temp dir, unique in this process.
-fn temp_dir() -> PathBuf {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "edgeq-conformance-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).expect("create a temporary directory");
-    dir
-}
-
 /// The Queuey applications every host serves (`queuey.rs` uses them).
 pub const QUEUEY_APPS: &str = "notes=notes-key,notes-key-2;mail=mail-key";
 
@@ -102,7 +89,7 @@ pub async fn start(target: Target) -> Running {
             Running { client: Client::new(format!("http://{}", host.addr)), _guard: Box::new(host) }
         }
         Target::NativeRedb => {
-            let dir = temp_dir();
+            let dir = edgeq_native::testing::temp_dir("conformance");
             let spec = StoreSpec::Redb(dir.join("edgeq.redb"));
             start_native(spec, Some(dir)).await
         }

@@ -3,6 +3,7 @@
 //!
 //! - [`RedisServer`]: a private `redis-server` per test.
 //! - [`EdgeqProcess`]: an `edgeq serve` child process, once it listens.
+//! - [`temp_dir`]: a fresh temporary directory.
 //! - [`increment_from_tasks`], [`refuses_oversized_keys_and_values`] and
 //!   [`get_many_keeps_order_and_delete_many_deletes_all`]: parts of the store
 //!   contract every native store's tests check the same way.
@@ -14,7 +15,26 @@ pub use process::EdgeqProcess;
 pub use redis::{RedisServer, REDIS_SERVER_ENV};
 
 use edgeq::store::{Store, MAX_KEY_LEN, MAX_VALUE_LEN};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// A fresh directory `edgeq-{what}-{pid}-{n}` under the system temp dir, unique in
+/// this process. The caller removes it.
+///
+/// # Panics
+///
+/// When it cannot be created: this is a test helper.
+pub fn temp_dir(what: &str) -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "edgeq-{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("create a temporary directory");
+    dir
+}
 
 /// Runs `tasks` tokio tasks that each call `increment(key, 1)` `each` times, task
 /// `t` on `stores[t % stores.len()]`, and returns every value handed out, sorted:

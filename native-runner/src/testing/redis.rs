@@ -10,7 +10,6 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Names the `redis-server` binary to run instead of the one on `PATH`.
@@ -36,7 +35,7 @@ impl RedisServer {
     /// When `redis-server` is not installed (the message says how to install it) or
     /// does not come up; this is a test helper, and a test without its Redis fails.
     pub fn start() -> Self {
-        let dir = temp_dir();
+        let dir = super::temp_dir("redis");
         let mut last = String::new();
         // A free port can be taken by someone else between our probe and the
         // server's bind: try a few.
@@ -193,16 +192,4 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("bind a loopback port to find a free one")
-}
-
-/// A fresh directory under the system temp dir, unique in this process.
-fn temp_dir() -> PathBuf {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "edgeq-redis-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).expect("create a temporary directory for redis-server");
-    dir
 }

@@ -14,8 +14,9 @@
 //!   message is delivered again before the lease that delivered it ended (or was
 //!   nacked), nor after a successful ack; no ack is refused as stale while its
 //!   lease holds;
-//! - in both: nothing is delivered that was never sent, and no record of a
-//!   successful send is left in the store (a writer that died or failed half way
+//! - in both: nothing is delivered that was never sent, the low-water mark of
+//!   every partition ends just past its head, and no record of a successful
+//!   send is left in the store (a writer that died or failed half way
 //!   may leave its own, unacknowledged record behind).
 //!
 //! `SIM_SEEDS` sets the number of seeds per mode (default 1000 per mode, so CI runs
@@ -324,6 +325,20 @@ fn run(seed: u64, mode: Mode) -> Result<(), String> {
     }
 
     drain(&shared, &env, mode, &log)?;
+    for p in 0..partitions {
+        // Everything was delivered: every slot up to the head is finished and
+        // swept, so the low-water mark stands just past it.
+        let ring = format!("{}/{}/0/{p}", ns(), q());
+        let get = |k: String| futures::executor::block_on(shared.0.get(&k)).ok().flatten();
+        let low = get(format!("{ring}/lo")).map_or(1, |v| {
+            String::from_utf8_lossy(&v).parse::<i64>().expect("a numeric low-water mark")
+        });
+        let head = futures::executor::block_on(shared.0.increment(&format!("{ring}/h"), 0))
+            .map_err(|e| e.to_string())?;
+        if low != head.max(0) + 1 {
+            return Err(format!("partition {p}: low-water mark {low} behind head {head}"));
+        }
+    }
     let verdict = check(mode, &log.borrow(), &shared.0);
     verdict
 }

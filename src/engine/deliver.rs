@@ -143,6 +143,14 @@ impl<S: Store, E: Env> Engine<S, E> {
                 Claimed::Busy { until } => {
                     let claims = self.store.increment(&slot.keys.claims(), 0).await?.max(0) as u64;
                     self.set_state(slot, SlotState::Live { until, claims }).await?;
+                    // The winner may have finished the slot before that write and
+                    // we wrote over its `Done`: then say it again, or the
+                    // low-water mark would wait for `until`.
+                    if self.read_record_only(slot).await?.is_none() {
+                        let claims = self.store.increment(&slot.keys.claims(), 0).await?;
+                        let claims = claims.max(0) as u64;
+                        self.set_state(slot, SlotState::Done { claims }).await?;
+                    }
                     return Ok(None);
                 }
             };
@@ -384,37 +392,46 @@ impl<S: Store, E: Env> Engine<S, E> {
         let states = self.store.get_many(&keys).await?;
         let mut due = Vec::new();
         let mut run = Vec::new();
+        let mut undecided = Vec::new();
         for (i, raw) in (start..=end).zip(states) {
             let slot = Slot::new(ring, i);
-            let state = match raw {
-                Some(v) => Some(decode::<SlotState>(&slot.keys.state(), &v)?),
-                None => None,
-            };
-            if let Some(finished @ (SlotState::Done { .. } | SlotState::Dead)) = state {
-                if start == low && i == low + run.len() as u64 {
-                    run.push((i, finished));
-                }
+            let Some(raw) = raw else {
+                undecided.push(slot);
                 continue;
-            }
-            if due.len() >= want {
-                continue;
-            }
-            let ready = match state {
-                Some(SlotState::Live { until, .. }) => until <= now,
-                Some(SlotState::Seen(at)) => {
-                    now >= at.saturating_add(GRACE) && self.resolve(&slot).await?
-                }
-                None => {
-                    self.set_state(&slot, SlotState::Seen(now)).await?;
-                    false
-                }
-                Some(SlotState::Done { .. } | SlotState::Dead) => false,
             };
-            if ready {
-                due.push(slot);
+            match decode::<SlotState>(&slot.keys.state(), &raw)? {
+                finished @ (SlotState::Done { .. } | SlotState::Dead) => {
+                    if start == low && i == low + run.len() as u64 {
+                        run.push((i, finished));
+                    }
+                }
+                SlotState::Live { until, .. } => {
+                    if until <= now && due.len() < want {
+                        due.push(slot);
+                    }
+                }
             }
         }
         self.sweep(ring, &run).await?;
+        if !undecided.is_empty() {
+            // No consumer decided these yet: stamp when they were first seen so,
+            // and stand in for their consumer once that is GRACE ago.
+            let keys: Vec<String> = undecided.iter().map(|s| s.keys.seen()).collect();
+            let seen = self.store.get_many(&keys).await?;
+            for (slot, seen) in undecided.into_iter().zip(seen) {
+                match seen {
+                    None => self.store.set(&slot.keys.seen(), &encode(&now)).await?,
+                    Some(v) => {
+                        let at: Millis = decode(&slot.keys.seen(), &v)?;
+                        let overdue = now >= at.saturating_add(GRACE);
+                        if overdue && due.len() < want && self.resolve(&slot).await? {
+                            due.push(slot);
+                        }
+                    }
+                }
+            }
+            due.sort_by_key(|s| s.index);
+        }
         Ok(due)
     }
 

@@ -165,6 +165,11 @@ impl SlotKeys {
     pub fn state(&self) -> String {
         format!("{}/z", self.prefix)
     }
+    /// Value: when a scan or take first saw the slot undecided. Kept apart from
+    /// `state` so that a stamp written late never overwrites a decision.
+    pub fn seen(&self) -> String {
+        format!("{}/u", self.prefix)
+    }
 }
 
 #[cfg(test)]

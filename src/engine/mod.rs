@@ -32,7 +32,10 @@
 //!   counters, `…/{p}/lo` low-water mark, `…/{p}/sc` scan cursor.
 //! - per slot `i`: `…/{i}/m` record (`…/b{j}` body chunks over 64 KiB), `…/s`
 //!   commit counter, `…/c` claim counter and `…/r{k}` claim records, `…/d`
-//!   deliveries counter, `…/z` state hint.
+//!   deliveries counter, `…/z` state hint (written only by whoever decided the
+//!   slot), `…/u` when the slot was first seen undecided (a separate key, so a
+//!   stamp written late never overwrites a decision: a finished slot stamped
+//!   over would hold the low-water mark back for `GRACE`).
 //!
 //! - `{ns}//x/{x}`, `{ns}//x/{x}//inc` and `{ns}//x/{x}/{inc}/n|b/{n}`: an
 //!   exchange's metadata, incarnation and binding log (protocol in `exchange.rs`).
@@ -62,7 +65,7 @@
 //! head does not move. Near the tail, peek at the next slot's commit counter:
 //! still 0 means its writer is at work, so report empty instead of making it
 //! retry — unless the slot was first seen undecided more than `GRACE` ago
-//! (stamped in `z`). (Deep in a backlog the peek is skipped: the peek only spares
+//! (stamped in `u`). (Deep in a backlog the peek is skipped: the peek only spares
 //! writers a retry, it decides nothing.) Then
 //! `i = increment(head, 1)` gives this consumer slot `i` alone and
 //! `increment(s, 2)` decides it against the writer: 3 means the writer committed
@@ -132,7 +135,7 @@
 //! Counts (`in_flight` especially) drift if a host dies between a decision and its
 //! count update. A consumer that dies holding a lease-in-progress intent delays
 //! that message by the intent's length. Counters of finished slots can be
-//! re-created (as zeros) by a very late reader. The idempotency record lives as
+//! re-created (as zeros), and their `u` stamps rewritten, by a very late reader. The idempotency record lives as
 //! long as the queue incarnation.
 
 mod browse;

@@ -2,7 +2,7 @@
 //! consumer gets exclusive first access to the next committed slot.
 
 use super::keys::RingKeys;
-use super::slot::{Slot, SlotState, HOLDER, WRITER_COMMIT, WRITER_LOST};
+use super::slot::{decode, encode, Slot, SlotState, HOLDER, WRITER_COMMIT, WRITER_LOST};
 use super::{Engine, Env, Error, Result};
 use crate::model::{MessageId, MessageRecord, Millis};
 use crate::store::Store;
@@ -109,19 +109,16 @@ impl<S: Store, E: Env> Engine<S, E> {
         Ok(None)
     }
 
-    /// Whether an undecided slot has waited out the grace period (stamping the
-    /// time it was first seen undecided).
+    /// Whether an undecided slot has waited out the grace period since it was
+    /// first seen undecided (stamping that time on first sight).
     pub(crate) async fn overdue(&self, slot: &Slot, now: Millis) -> Result<bool> {
-        let key = slot.keys.state();
+        let key = slot.keys.seen();
         match self.store.get(&key).await? {
             None => {
-                self.set_state(slot, SlotState::Seen(now)).await?;
+                self.store.set(&key, &encode(&now)).await?;
                 Ok(false)
             }
-            Some(v) => match super::slot::decode(&key, &v)? {
-                SlotState::Seen(at) => Ok(now >= at.saturating_add(GRACE)),
-                _ => Ok(true),
-            },
+            Some(v) => Ok(now >= decode::<Millis>(&key, &v)?.saturating_add(GRACE)),
         }
     }
 

@@ -49,11 +49,10 @@ impl Claim {
     }
 }
 
-/// The slot's state as last decided (the value at `z`): a hint for scans.
+/// The slot's state as last decided (the value at `z`): a hint for scans. Only
+/// deciders write it; an undecided slot has none (and perhaps a `u` stamp).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SlotState {
-    /// A scan first saw the slot undecided at this time.
-    Seen(Millis),
     /// Held (leased or deferred) until then by claim `claims`.
     Live { until: Millis, claims: u64 },
     /// Finished; `claims` claim records exist (for cleanup).
@@ -131,7 +130,6 @@ impl Compact for SlotState {
     fn write(&self, out: &mut String) {
         use std::fmt::Write;
         let _ = match self {
-            SlotState::Seen(at) => write!(out, "S{at}"),
             SlotState::Live { until, claims } => write!(out, "L{until},{claims}"),
             SlotState::Done { claims } => write!(out, "F{claims}"),
             SlotState::Dead => write!(out, "X"),
@@ -140,7 +138,6 @@ impl Compact for SlotState {
     fn read(s: &str) -> Option<Self> {
         let (tag, rest) = s.split_at_checked(1)?;
         Some(match tag {
-            "S" => SlotState::Seen(rest.parse().ok()?),
             "L" => {
                 let [until, claims] = numbers(rest)?;
                 SlotState::Live { until, claims }
@@ -283,9 +280,10 @@ impl<S: Store, E: Env> Engine<S, E> {
 }
 
 /// The keys of a finished slot besides its record: all of them for a `Done`
-/// slot; only the state of a `Dead` one, whose commit counter must outlive it.
+/// slot; only the state and stamp of a `Dead` one, whose commit counter must
+/// outlive it.
 fn bookkeeping(k: &SlotKeys, state: SlotState) -> Vec<String> {
-    let mut keys = vec![k.state()];
+    let mut keys = vec![k.state(), k.seen()];
     if let SlotState::Done { claims } = state {
         keys.extend([k.commit(), k.claims(), k.deliveries()]);
         keys.extend((1..=claims).map(|c| k.claim(c)));
@@ -323,7 +321,6 @@ mod tests {
             assert_eq!(decode::<Claim>("k", &encode(&c)).unwrap(), c);
         }
         let states = [
-            SlotState::Seen(5),
             SlotState::Live { until: u64::MAX, claims: 3 },
             SlotState::Done { claims: 0 },
             SlotState::Dead,

@@ -25,8 +25,8 @@ const CONTENDED_RETRY: Millis = 1_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     /// A new claim: an older live, unexpired intent blocks it, and so does any
-    /// newer live one.
-    New,
+    /// newer live one. Claims up to `settled` are known to predate the race.
+    New { settled: u64 },
     /// Rewriting one's own claim after it ended (ack, nack or extend of an
     /// expired lease), or overriding leases (delete by id): older claims do not
     /// matter, newer live ones do (they may have won).
@@ -49,11 +49,20 @@ pub(crate) enum Claimed {
 }
 
 impl<S: Store, E: Env> Engine<S, E> {
-    /// Takes a new claim on `slot` with `intent`.
-    pub(crate) async fn claim(&self, slot: &Slot, intent: Claim, now: Millis) -> Result<Claimed> {
+    /// Takes a new claim on `slot` with `intent`. Claims up to `settled` were
+    /// there when the slot's state was last written (0 if unknown): one of them
+    /// still live holds the slot for real, since a claimant that lost rewrites
+    /// its record at once; a newer one may be racing us and back off too.
+    pub(crate) async fn claim(
+        &self,
+        slot: &Slot,
+        intent: Claim,
+        settled: u64,
+        now: Millis,
+    ) -> Result<Claimed> {
         let k = self.store.increment(&slot.keys.claims(), 1).await? as u64;
         self.store.set(&slot.keys.claim(k), &encode(&intent)).await?;
-        self.check(slot, k, now, Mode::New, Claim::Abandoned).await
+        self.check(slot, k, now, Mode::New { settled }, Claim::Abandoned).await
     }
 
     /// Rewrites claim `k` (which held `before`) with `intent`, then checks it. If
@@ -125,11 +134,16 @@ impl<S: Store, E: Env> Engine<S, E> {
                         }
                     }
                 } else {
-                    // Two claimants that see each other both back off. A newer
-                    // one therefore does not hold the slot for sure: look
-                    // again soon, not at the end of its intent (a winner
-                    // rewrites the slot's state with its own lease anyway).
-                    let until = match older {
+                    // Two claimants that see each other both back off. One that
+                    // may be racing us therefore does not hold the slot for
+                    // sure: look again soon, not at the end of its intent (a
+                    // winner rewrites the slot's state with its own lease
+                    // anyway). Only a settled older claim surely holds it.
+                    let settled = match mode {
+                        Mode::New { settled } => older && j <= settled,
+                        Mode::Own | Mode::Holder => older,
+                    };
+                    let until = match settled {
                         true => until,
                         false => until.min(now + CONTENDED_RETRY),
                     }
@@ -146,5 +160,34 @@ impl<S: Store, E: Env> Engine<S, E> {
             self.store.set(&slot.keys.claim(k), &encode(&on_loss)).await?;
         }
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::keys::QueueKeys;
+    use crate::engine::ManualEnv;
+    use crate::model::Name;
+    use crate::store::MemoryStore;
+    use futures::executor::block_on;
+
+    const T0: Millis = 1_800_000_000_000;
+
+    #[test]
+    fn a_claim_that_may_be_racing_makes_others_look_again_soon() {
+        let e = super::super::Engine::new(MemoryStore::new(), ManualEnv::new(T0, 1));
+        let name = |s| Name::new(s).unwrap();
+        let slot = Slot::new(&QueueKeys::new(&name("ns"), &name("q"), 0).ring(0), 1);
+        let hold = Claim::Live { until: T0 + 30_000, lease: false };
+        // Claim 1 took its number and wrote its intent, and has not checked yet:
+        // it may still back off.
+        block_on(e.store.increment(&slot.keys.claims(), 1)).unwrap();
+        block_on(e.store.set(&slot.keys.claim(1), &encode(&hold))).unwrap();
+        let racing = block_on(e.claim(&slot, hold, 0, T0)).unwrap();
+        assert_eq!(racing, Claimed::Busy { until: T0 + CONTENDED_RETRY });
+        // Once the slot's state counted claim 1, it holds the slot until its end.
+        let settled = block_on(e.claim(&slot, hold, 1, T0)).unwrap();
+        assert_eq!(settled, Claimed::Busy { until: T0 + 30_000 });
     }
 }

@@ -80,7 +80,7 @@ impl<S: Store, E: Env> Engine<S, E> {
                 let Some(slot) = self.take(&ring, now).await? else {
                     break;
                 };
-                if let Some(m) = self.deliver(queue, &slot, now, want).await? {
+                if let Some(m) = self.deliver(queue, &slot, 0, now, want).await? {
                     out.push(m);
                 }
             }
@@ -113,8 +113,8 @@ impl<S: Store, E: Env> Engine<S, E> {
         count: usize,
         out: &mut Vec<Message>,
     ) -> Result<()> {
-        for slot in self.scan(ring, now, count - out.len()).await? {
-            if let Some(m) = self.deliver(queue, &slot, now, want).await? {
+        for (slot, settled) in self.scan(ring, now, count - out.len()).await? {
+            if let Some(m) = self.deliver(queue, &slot, settled, now, want).await? {
                 out.push(m);
             }
         }
@@ -122,11 +122,13 @@ impl<S: Store, E: Env> Engine<S, E> {
     }
 
     /// Tries to deliver the message in `slot`; defers it when it is not visible yet
-    /// and finishes it when it expired.
+    /// and finishes it when it expired. `settled`: the claims the slot's state
+    /// counted when it was read (see [`Engine::claim`]).
     async fn deliver(
         &self,
         queue: &Queue,
         slot: &Slot,
+        settled: u64,
         now: Millis,
         want: Want,
     ) -> Result<Option<Message>> {
@@ -138,7 +140,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             Want::Glance => (now, true),
         };
         let (k, claims, ended_lease) =
-            match self.claim(slot, Claim::Live { until, lease }, now).await? {
+            match self.claim(slot, Claim::Live { until, lease }, settled, now).await? {
                 Claimed::Won { k, claims, ended_lease } => (k, claims, ended_lease),
                 Claimed::Busy { until } => {
                     let claims = self.store.increment(&slot.keys.claims(), 0).await?.max(0) as u64;
@@ -167,7 +169,10 @@ impl<S: Store, E: Env> Engine<S, E> {
             self.finish(qk, slot, &rec, claims, low).await?;
             return Ok(None);
         }
-        if rec.visible_at > now {
+        // Only a delay can make a message not visible yet: without one it is
+        // visible on every host, even where this call's `now` is earlier than
+        // the sender's (it started before the send, or its clock is behind).
+        if rec.delayed() && rec.visible_at > now {
             // Not visible yet: turn our claim into a deferral until it is. Whoever
             // claims it next reads `visible_at` again before delivering.
             self.end_lease(queue, ended_lease).await?;
@@ -367,8 +372,9 @@ impl<S: Store, E: Env> Engine<S, E> {
 
     /// Reads one batch of slots behind the head and returns those due for delivery
     /// (deferrals and leases that ended, and slots whose consumer vanished),
-    /// oldest first. Runs of finished slots at the low-water mark are swept.
-    async fn scan(&self, ring: &RingKeys, now: Millis, want: usize) -> Result<Vec<Slot>> {
+    /// oldest first, each with the claims its state counted. Runs of finished
+    /// slots at the low-water mark are swept.
+    async fn scan(&self, ring: &RingKeys, now: Millis, want: usize) -> Result<Vec<(Slot, u64)>> {
         let low = self.low(ring).await?;
         let head = self.store.increment(&ring.head(), 0).await?.max(0) as u64;
         if low > head {
@@ -405,9 +411,9 @@ impl<S: Store, E: Env> Engine<S, E> {
                         run.push((i, finished));
                     }
                 }
-                SlotState::Live { until, .. } => {
+                SlotState::Live { until, claims } => {
                     if until <= now && due.len() < want {
-                        due.push(slot);
+                        due.push((slot, claims));
                     }
                 }
             }
@@ -425,12 +431,12 @@ impl<S: Store, E: Env> Engine<S, E> {
                         let at: Millis = decode(&slot.keys.seen(), &v)?;
                         let overdue = now >= at.saturating_add(GRACE);
                         if overdue && due.len() < want && self.resolve(&slot).await? {
-                            due.push(slot);
+                            due.push((slot, 0));
                         }
                     }
                 }
             }
-            due.sort_by_key(|s| s.index);
+            due.sort_by_key(|(s, _)| s.index);
         }
         Ok(due)
     }

@@ -112,6 +112,24 @@ fn delayed_messages_wait_and_do_not_block_the_ones_behind() {
 }
 
 #[test]
+fn a_message_without_delay_is_visible_to_a_host_whose_clock_is_behind() {
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let ahead = Engine::new(store.clone(), ManualEnv::new(T0 + 500, 1));
+    let behind = Engine::new(store, ManualEnv::new(T0, 2));
+    block_on(ahead.put_queue(&n("ns"), &n("q"), QueueConfig::default())).unwrap();
+    block_on(ahead.send(&n("ns"), &n("q"), vec![msg("m")])).unwrap();
+    let got = block_on(behind.pop(&n("ns"), &n("q"), 1)).unwrap();
+    assert_eq!(got.len(), 1, "the message was deferred until the sender's clock");
+    // A delayed one still waits for its delay, on the later clock.
+    let later = NewMessage { delay: Some(1), ..msg("later") };
+    block_on(ahead.send(&n("ns"), &n("q"), vec![later])).unwrap();
+    behind.env().advance(1_000);
+    assert!(block_on(behind.pop(&n("ns"), &n("q"), 1)).unwrap().is_empty());
+    behind.env().advance(500);
+    assert_eq!(block_on(behind.pop(&n("ns"), &n("q"), 1)).unwrap().len(), 1);
+}
+
+#[test]
 fn expired_messages_are_never_delivered() {
     let e = engine();
     create(&e, "q", QueueConfig::default());

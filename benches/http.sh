@@ -21,7 +21,8 @@
 #
 # Knobs (environment): DURATION (s per phase, 10), STORES ("memory redb"),
 # DEPTH (1000000), FILL_TIMEOUT (s allowed to fill DEPTH, 150),
-# CONNECTIONS (64), THREADS (2).
+# CONNECTIONS (64), THREADS (2), NO_BUILD (set: use the release binary already
+# built, in $CARGO_TARGET_DIR or target/).
 set -euo pipefail
 
 DURATION=${DURATION:-10}
@@ -42,7 +43,7 @@ die() { say "http.sh: $*"; exit 1; }
 # --- the server binary and the load tool -------------------------------------
 
 say "== building the release server"
-(cd "$root" && cargo build --release -p edgeq-native) >&2
+[ -n "${NO_BUILD:-}" ] || (cd "$root" && cargo build --release -p edgeq-native) >&2
 bin=${CARGO_TARGET_DIR:-$root/target}/release/edgeq
 [ -x "$bin" ] || die "no binary at $bin"
 

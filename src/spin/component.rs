@@ -54,22 +54,27 @@ async fn answer(req: IncomingRequest) -> http::Response<Bytes> {
         Ok(store) => store,
         Err(e) => return error(503, "store_unavailable", &e.to_string()),
     };
-    let root_dialect = match variable(ROOT_DIALECT).as_str() {
+    // Without its variables (the admin key among them) the API must not run open.
+    let vars = match Variables::read() {
+        Ok(vars) => vars,
+        Err(e) => return error(500, "internal", &format!("reading the variables: {e:?}")),
+    };
+    let root_dialect = match vars.get(ROOT_DIALECT) {
         "" => None,
         name => match name.parse() {
             Ok(dialect) => Some(dialect),
             Err(e) => return error(500, "internal", &format!("variable root_dialect: {e}")),
         },
     };
-    let queuey_apps = match QueueyApp::parse_list(&variable(QUEUEY_APPS)) {
+    let queuey_apps = match QueueyApp::parse_list(vars.get(QUEUEY_APPS)) {
         Ok(apps) => apps,
         Err(e) => return error(500, "internal", &format!("variable queuey_apps: {e}")),
     };
     let config = ApiConfig {
-        namespace: variable(NAMESPACE),
+        namespace: vars.get(NAMESPACE).to_owned(),
         root_dialect,
         queuey_apps,
-        admin_key: Some(variable(ADMIN_KEY)).filter(|k| !k.is_empty()),
+        admin_key: Some(vars.get(ADMIN_KEY)).filter(|k| !k.is_empty()).map(str::to_owned),
         // An instance lives for one request: request counts live in the store.
         request_metrics: RequestMetrics::Store,
     };
@@ -139,11 +144,20 @@ async fn send(out: ResponseOutparam, response: http::Response<Bytes>) {
     // Dropping the sink finishes the body.
 }
 
-/// The configuration variable `name`, or `default` when it is unset or empty.
-fn variable((name, default): (&str, &str)) -> String {
-    match config::get(name) {
-        Ok(Some(value)) if !value.is_empty() => value,
-        _ => default.to_owned(),
+/// The configuration variables, read with one host call (`get-all`).
+struct Variables(Vec<(String, String)>);
+
+impl Variables {
+    fn read() -> Result<Self, config::Error> {
+        config::get_all().map(Self)
+    }
+
+    /// The variable `name`, or `default` when it is unset or empty.
+    fn get<'a>(&'a self, (name, default): (&str, &'a str)) -> &'a str {
+        match self.0.iter().find(|(n, _)| n == name) {
+            Some((_, value)) if !value.is_empty() => value,
+            _ => default,
+        }
     }
 }
 

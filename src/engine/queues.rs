@@ -165,14 +165,19 @@ impl<S: Store, E: Env> Engine<S, E> {
     }
 
     /// When the oldest message held was enqueued: the first record at or after
-    /// each partition's low-water mark (a few slots are read per partition, so a
-    /// long run of finished slots the scan has not swept yet hides it).
+    /// each partition's low-water mark, or else the next one at the head. (A few
+    /// slots are read at the mark; finished slots the scan has not swept yet can
+    /// hide a message deferred behind them, never the backlog at the head.)
     async fn oldest(&self, queue: &Queue) -> Result<Option<Millis>> {
         let mut oldest = None;
         for p in 0..queue.meta.config.partitions {
             let ring = queue.keys.ring(p);
             let low = self.low(&ring).await?;
-            let keys: Vec<String> = (low..low + 8).map(|i| ring.slot(i).record()).collect();
+            let head = self.store.increment(&ring.head(), 0).await?.max(0) as u64;
+            let mut keys: Vec<String> = (low..low + 8).map(|i| ring.slot(i).record()).collect();
+            if head + 1 >= low + 8 {
+                keys.push(ring.slot(head + 1).record());
+            }
             let first = self.store.get_many(&keys).await?.into_iter().flatten().next();
             if let Some(rec) = first.and_then(|r| crate::model::MessageRecord::decode(&r).ok()) {
                 oldest = Some(oldest.map_or(rec.enqueued_at, |o: Millis| o.min(rec.enqueued_at)));

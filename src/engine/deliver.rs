@@ -17,6 +17,8 @@ pub const MAX_TAKE: usize = 100;
 const SCAN_EVERY: u64 = 8;
 /// Slots one scan behind the head reads.
 const SCAN_BATCH: u64 = 32;
+/// Further batches a scan sweeps when a whole batch at the mark was finished.
+const SWEEP_AHEAD: usize = 7;
 /// How long a pop holds its claim before the message is gone; a host that dies
 /// inside this window leaves the message to be delivered again after it.
 const POP_HOLD: Millis = 30_000;
@@ -419,6 +421,9 @@ impl<S: Store, E: Env> Engine<S, E> {
             }
         }
         self.sweep(ring, &run).await?;
+        if start == low && run.len() as u64 == SCAN_BATCH {
+            self.sweep_ahead(ring, end + 1, head).await?;
+        }
         if !undecided.is_empty() {
             // No consumer decided these yet: stamp when they were first seen so,
             // and stand in for their consumer once that is GRACE ago.
@@ -439,6 +444,36 @@ impl<S: Store, E: Env> Engine<S, E> {
             due.sort_by_key(|(s, _)| s.index);
         }
         Ok(due)
+    }
+
+    /// Sweeps the runs of finished slots from `from` (the mark, just moved past a
+    /// whole finished batch), a few batches at most. The mark moves past slots
+    /// finished out of order only in scans; after a slot held it back, this lets
+    /// it catch up with the head in a few scans rather than one batch per scan.
+    async fn sweep_ahead(&self, ring: &RingKeys, from: u64, head: u64) -> Result<()> {
+        let mut start = from;
+        for _ in 0..SWEEP_AHEAD {
+            if start > head {
+                break;
+            }
+            let end = head.min(start + SCAN_BATCH - 1);
+            let keys: Vec<String> = (start..=end).map(|i| ring.slot(i).state()).collect();
+            let mut run = Vec::new();
+            for (i, raw) in (start..=end).zip(self.store.get_many(&keys).await?) {
+                match raw.map(|v| decode::<SlotState>(&ring.slot(i).state(), &v)).transpose()? {
+                    Some(finished @ (SlotState::Done { .. } | SlotState::Dead)) => {
+                        run.push((i, finished));
+                    }
+                    _ => break,
+                }
+            }
+            self.sweep(ring, &run).await?;
+            if run.len() as u64 != SCAN_BATCH {
+                break;
+            }
+            start = end + 1;
+        }
+        Ok(())
     }
 
     /// Decides a slot behind the head that no consumer decided within the grace

@@ -120,7 +120,9 @@
 //!
 //! Finishing deletes `m` (and chunks) and gives the count back; at the low-water
 //! mark it deletes the slot's bookkeeping in the same call and moves the mark,
-//! elsewhere it marks `z` done for a later scan to sweep. A long-lived deferral at
+//! elsewhere it marks `z` done for a later scan to sweep. A scan at the mark that
+//! finds its whole batch finished sweeps up to 7 more batches, so a mark that was
+//! held back catches up with the head. A long-lived deferral at
 //! the mark keeps the mark there, so scans visit the slots behind it in rotation:
 //! their cost per call is bounded (one batch), not their latency.
 //!
@@ -128,7 +130,7 @@
 //!
 //! Send: 6 store calls plus one per 1 MiB chunk. Pop of one message: about 16,
 //! independent of depth and of the number in flight (a scan adds 4 one call in
-//! eight); an empty queue answers after 6.
+//! eight, and 2 per further batch it sweeps); an empty queue answers after 6.
 //!
 //! # Known limits (next steps)
 //!

@@ -156,6 +156,30 @@ fn the_oldest_age_sees_the_backlog_past_finished_slots_not_swept_yet() {
 }
 
 #[test]
+fn scans_sweep_a_long_run_of_slots_finished_out_of_order() {
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    for i in 0..200 {
+        send(&e, "q", &format!("m{i}"));
+    }
+    let mut receipts = Vec::new();
+    for _ in 0..20 {
+        receipts.extend(receive(&e, "q", 30).into_iter().map(|m| m.receipt.unwrap()));
+    }
+    assert_eq!(receipts.len(), 200);
+    // Newest first: each ack but the last leaves its slot finished behind the mark.
+    for r in receipts.into_iter().rev() {
+        assert!(block_on(e.ack(&n("ns"), &n("q"), &[r])).unwrap()[0].is_ok());
+    }
+    let slot_keys = || e.store().keys().into_iter().filter(|k| k.matches('/').count() >= 5).count();
+    assert!(slot_keys() > 199 * 4, "{}", slot_keys());
+    // Two calls on the empty queue scan; one of them starts at the mark.
+    assert!(pop_bodies(&e, "q", 1).is_empty());
+    assert!(pop_bodies(&e, "q", 1).is_empty());
+    assert_eq!(slot_keys(), 0);
+}
+
+#[test]
 fn expired_messages_are_never_delivered() {
     let e = engine();
     create(&e, "q", QueueConfig::default());

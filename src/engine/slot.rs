@@ -267,12 +267,18 @@ impl<S: Store, E: Env> Engine<S, E> {
     }
 
     /// Deletes the bookkeeping of `done`, a run of finished (`Done` or `Dead`)
-    /// slots starting at the low-water mark, and moves the mark past them.
+    /// slots starting at the low-water mark, and moves the mark past them —
+    /// unless another sweeper moved it further since the caller read it: a mark
+    /// moved back onto a swept slot would hold scans there for `GRACE`, and the
+    /// head runs on meanwhile. (A sweeper can still write between this read and
+    /// the write; that is rare, and costs only that.)
     pub(crate) async fn sweep(&self, ring: &RingKeys, done: &[(u64, SlotState)]) -> Result<()> {
         let Some(&(last, _)) = done.last() else {
             return Ok(());
         };
-        self.store.set(&ring.low(), &encode(&(last + 1))).await?;
+        if self.low(ring).await? <= last {
+            self.store.set(&ring.low(), &encode(&(last + 1))).await?;
+        }
         let dead: Vec<String> =
             done.iter().flat_map(|&(i, state)| bookkeeping(&ring.slot(i), state)).collect();
         Ok(self.store.delete_many(&dead).await?)

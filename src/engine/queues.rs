@@ -22,6 +22,8 @@ use super::{Engine, Env, Error, QueueInfo, QueuePage, QueueStats, Result};
 use crate::model::{Millis, Name, QueueConfig};
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::sync::Arc;
 
 /// Most list entries one listing call reads before returning a cursor.
 const LIST_SCAN: u64 = 1000;
@@ -43,18 +45,18 @@ pub(crate) struct QueueMeta {
 pub(crate) struct Queue {
     pub ns: Name,
     pub name: Name,
-    pub meta: QueueMeta,
+    pub meta: Arc<QueueMeta>,
     /// Current incarnation.
     pub inc: u64,
     pub keys: QueueKeys,
 }
 
 impl<S: Store, E: Env> Engine<S, E> {
-    async fn read_meta(&self, ns: &Name, q: &Name) -> Result<Option<QueueMeta>> {
+    async fn read_meta(&self, ns: &Name, q: &Name) -> Result<Option<Arc<QueueMeta>>> {
         let key = keys::queue_meta(ns, q);
         match self.store.get(&key).await? {
             None => Ok(None),
-            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|_| Error::Corrupt(key)),
+            Some(v) => decode_meta(v).map(Some).ok_or(Error::Corrupt(key)),
         }
     }
 
@@ -91,7 +93,7 @@ impl<S: Store, E: Env> Engine<S, E> {
                         to: config.partitions,
                     });
                 }
-                let meta = QueueMeta { config, ..old };
+                let meta = QueueMeta { config, ..(*old).clone() };
                 self.write_meta(ns, q, &meta).await?;
                 return Ok((info(q, &meta, None), false));
             }
@@ -269,7 +271,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             return Err(Error::QueueNotEmpty(q.to_string()));
         }
         self.store.increment(&keys::incarnation(ns, q), 1).await?;
-        let tomb = QueueMeta { deleted: true, ..queue.meta };
+        let tomb = QueueMeta { deleted: true, ..(*queue.meta).clone() };
         self.write_meta(ns, q, &tomb).await
     }
 
@@ -280,6 +282,35 @@ impl<S: Store, E: Env> Engine<S, E> {
         self.store.increment(&keys::incarnation(ns, q), 1).await?;
         Ok(held)
     }
+}
+
+/// Decoded metadata most recently read on this thread, by stored bytes.
+const MEMO: usize = 4;
+
+/// Stored bytes and what they decoded to.
+type Decoded = (Vec<u8>, Arc<QueueMeta>);
+
+thread_local! {
+    /// The next entry to replace, and the entries.
+    static META_MEMO: RefCell<(usize, [Option<Decoded>; MEMO])> =
+        const { RefCell::new((0, [const { None }; MEMO])) };
+}
+
+/// Decodes stored metadata. Every operation reads the metadata again (another
+/// host may have changed it), but it rarely changes, and decoding its JSON was
+/// an eighth of a small operation's CPU: the same bytes decode to the same
+/// value, so the last few decoded on this thread are kept, keyed by the bytes
+/// themselves (no key, no time: a memo can never be stale).
+fn decode_meta(raw: Vec<u8>) -> Option<Arc<QueueMeta>> {
+    META_MEMO.with_borrow_mut(|(next, memo)| {
+        if let Some((_, meta)) = memo.iter().flatten().find(|(bytes, _)| *bytes == raw) {
+            return Some(meta.clone());
+        }
+        let meta = Arc::new(serde_json::from_slice::<QueueMeta>(&raw).ok()?);
+        memo[*next] = Some((raw, meta.clone()));
+        *next = (*next + 1) % MEMO;
+        Some(meta)
+    })
 }
 
 fn info(q: &Name, meta: &QueueMeta, stats: Option<QueueStats>) -> QueueInfo {

@@ -145,6 +145,7 @@ mod claim;
 mod deliver;
 mod error;
 mod exchange;
+mod hint;
 mod keys;
 mod manual;
 mod queues;
@@ -184,12 +185,13 @@ pub trait Env: Send + Sync {
 pub struct Engine<S, E> {
     store: S,
     env: E,
+    hints: hint::Hints,
 }
 
 impl<S: Store, E: Env> Engine<S, E> {
     /// An engine over `store` with `env`.
     pub fn new(store: S, env: E) -> Self {
-        Self { store, env }
+        Self { store, env, hints: hint::Hints::default() }
     }
 
     /// The store this engine runs on.

@@ -464,3 +464,37 @@ fn delayed_counts_from_send_to_first_delivery_expiry_or_delete() {
     assert!(!again.is_empty());
     assert_eq!(delayed(&e), 0, "redeliveries are not counted again");
 }
+
+#[test]
+fn a_stale_backlog_hint_costs_a_writer_one_retry_and_loses_nothing() {
+    use std::sync::Arc;
+    let store = Arc::new(MemoryStore::new());
+    let hinted = Engine::new(store.clone(), ManualEnv::new(T0, 7));
+    let other = Engine::new(store.clone(), ManualEnv::new(T0, 8));
+    let (ns, q) = (n("ns"), n("q"));
+    block_on(hinted.put_queue(&ns, &q, QueueConfig::default())).unwrap();
+    let batch: Vec<NewMessage> = (0..1000).map(|i| msg(&i.to_string())).collect();
+    for _ in 0..3 {
+        assert!(block_on(hinted.send(&ns, &q, batch.clone())).unwrap().iter().all(|r| r.is_ok()));
+    }
+    let pop = |e: &Engine<Arc<MemoryStore>, ManualEnv>, count| {
+        block_on(e.pop(&ns, &q, count)).unwrap().into_iter().map(|m| m.body).collect::<Vec<_>>()
+    };
+    // The first pop reads a backlog of 3000 and remembers it; the next ones skip
+    // the check (2 store calls fewer each).
+    assert_eq!(pop(&hinted, 1), [Bytes::from("0")]);
+    // Another engine drains the ring behind the hinted one's back.
+    let mut drained = 1;
+    while drained < 3000 {
+        drained += pop(&other, 100).len();
+    }
+    // The hint is wrong now: the ticket lands past the tail, the take reports
+    // empty, and the hint is dropped.
+    assert!(pop(&hinted, 1).is_empty());
+    // The writer of that slot retries on the next ticket; nothing is lost.
+    let sent = block_on(hinted.send(&ns, &q, vec![msg("after")])).unwrap().remove(0).unwrap();
+    assert_eq!(sent.id.slot(), 3002, "ticket 3001 was given up, the writer took the next");
+    assert_eq!(pop(&hinted, 1), [Bytes::from("after")]);
+    let stats = block_on(hinted.get_queue(&ns, &q)).unwrap().stats.unwrap();
+    assert_eq!(stats.messages, 0);
+}

@@ -5,7 +5,7 @@
 //! Split out of the module root so the write-back bookkeeping reads on its own; the
 //! module docs of [`super`] explain how the overlay, the persister and redb fit.
 
-use super::ENTRY_COST;
+use super::{Snapshot, ENTRY_COST};
 use edgeq::store::StoreResult;
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar};
@@ -93,6 +93,9 @@ pub(super) struct State {
     pub(super) persisting: Option<Arc<Layer>>,
     /// Bumped whenever entries leave the overlay (a batch's commit landed).
     pub(super) generation: u64,
+    /// redb's latest commit, opened for reading when `generation` last moved
+    /// (`None` if that failed: readers then open their own).
+    pub(super) snapshot: Option<Arc<Snapshot>>,
     /// Sequence number of the newest write applied to the overlay.
     pub(super) written: u64,
     /// Newest write in a committed transaction (durable or not).

@@ -5,7 +5,9 @@
 //! module docs of [`super`] describe the rounds, group commits and error handling.
 
 use super::overlay::{Before, Entry, Hold, Layer, Slot, State};
-use super::{fail, Shared, BACKGROUND_DELAY, COUNTERS, FORCE_DURABLE_EVERY, RETRY_DELAY, VALUES};
+use super::{
+    fail, Shared, Snapshot, BACKGROUND_DELAY, COUNTERS, FORCE_DURABLE_EVERY, RETRY_DELAY, VALUES,
+};
 use edgeq::store::{StoreError, StoreResult};
 use redb::{Database, Durability};
 use std::sync::{Arc, PoisonError};
@@ -107,11 +109,14 @@ impl Persister {
     /// the persister must stop (the final commit of a closing store failed).
     fn persist(&mut self, round: Round) -> bool {
         let result = commit(&self.shared.db, round.batch.as_deref(), round.durable);
+        // Readers get the new commit in the same step the batch leaves the overlay.
+        let snapshot = result.as_ref().ok().and_then(|()| Snapshot::open(&self.shared.db).ok());
         let mut st = self.shared.lock();
         st.persisting = None;
         match result {
             Ok(()) => {
                 st.generation += 1;
+                st.snapshot = snapshot;
                 st.committed = round.seq;
                 st.commits += 1;
                 if round.durable {

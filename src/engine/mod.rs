@@ -62,7 +62,8 @@
 //! # First delivery (`ring.rs` `take`)
 //!
 //! Read `head` and `tail` (`increment(_, 0)`): `head >= tail` is empty, and the
-//! head does not move. Near the tail, peek at the next slot's commit counter:
+//! head does not move. (An engine that last read a backlog of more than 1024
+//! tickets, under a second ago, skips this check: `hint.rs`.) Near the tail, peek at the next slot's commit counter:
 //! still 0 means its writer is at work, so report empty instead of making it
 //! retry — unless the slot was first seen undecided more than `GRACE` ago
 //! (stamped in `u`). (Deep in a backlog the peek is skipped: the peek only spares
@@ -128,9 +129,11 @@
 //!
 //! # Costs
 //!
-//! Send: 6 store calls plus one per 1 MiB chunk. Pop of one message: about 16,
+//! Send: 6 store calls plus one per 1 MiB chunk. Pop of one message: about 13,
 //! independent of depth and of the number in flight (a scan adds 4 one call in
-//! eight, and 2 per further batch it sweeps); an empty queue answers after 6.
+//! eight, and 2 per further batch it sweeps); 2 fewer deep in a backlog, where a
+//! take skips the emptiness check on an engine's hint (`hint.rs`); an empty
+//! queue answers after 6.
 //!
 //! # Known limits (next steps)
 //!

@@ -44,7 +44,7 @@
 //! - **Reads look at the overlay first**, then redb (an MVCC read transaction, from
 //!   its page cache, never waiting for the persister). A read that finds nothing in
 //!   the overlay knows every write to that key already reached redb. The read
-//!   transaction is a [`Snapshot`] the persister opens once per commit and
+//!   transaction is a `Snapshot` the persister opens once per commit and
 //!   publishes under the lock in the same step that drops the committed batch
 //!   from the overlay; a reader takes it under the lock together with its overlay
 //!   lookup, so the two always agree (opening a transaction per read was a fifth

@@ -8,6 +8,13 @@
 //! then stays visible to the next claimant (or, if a claimant died holding a live
 //! intent, once that intent expires). No timeout decides a winner, so a slow
 //! claimant can never make two deliveries.
+//!
+//! The consumer that took the slot from the head (its `increment(s, 2)` made
+//! the commit counter 3, which happens once per slot) needs no number: claim 0
+//! is reserved for it. It writes `r0` and reads the counter, one call fewer than
+//! a numbered claim (a pop's most frequent path), and every numbered claimant
+//! reads `r0` with the others, as the oldest claim. The handshake is the same:
+//! whoever reads last sees the other's record.
 
 use super::slot::{decode, encode, Claim, Slot};
 use super::{Engine, Env, Result};
@@ -65,6 +72,18 @@ impl<S: Store, E: Env> Engine<S, E> {
         self.check(slot, k, now, Mode::New { settled }, Claim::Abandoned).await
     }
 
+    /// Takes claim 0 on a slot this consumer took from the head (see the module
+    /// docs): no number to draw, the same check.
+    pub(crate) async fn claim_first(
+        &self,
+        slot: &Slot,
+        intent: Claim,
+        now: Millis,
+    ) -> Result<Claimed> {
+        self.store.set(&slot.keys.claim(0), &encode(&intent)).await?;
+        self.check(slot, 0, now, Mode::New { settled: 0 }, Claim::Abandoned).await
+    }
+
     /// Rewrites claim `k` (which held `before`) with `intent`, then checks it. If
     /// `before` still held once the rewrite landed, no newer delivery claim can
     /// have won (see [`Mode::Holder`]): an ack racing a consumer that is just
@@ -108,14 +127,14 @@ impl<S: Store, E: Env> Engine<S, E> {
         let outcome = if claims > MAX_CLAIMS {
             Claimed::Busy { until: now }
         } else {
-            let others: Vec<u64> = (1..=claims).filter(|&j| j != k).collect();
+            let others: Vec<u64> = (0..=claims).filter(|&j| j != k).collect();
             let keys: Vec<String> = others.iter().map(|&j| slot.keys.claim(j)).collect();
             let records = match keys.is_empty() {
                 true => Vec::new(),
                 false => self.store.get_many(&keys).await?,
             };
             let mut outcome = Claimed::Won { k, claims, ended_lease: false };
-            let mut newest_older = 0;
+            let mut newest_older = None;
             for (j, raw) in others.into_iter().zip(records) {
                 let Some(raw) = raw else { continue };
                 let older = j < k;
@@ -128,8 +147,8 @@ impl<S: Store, E: Env> Engine<S, E> {
                 }
                 if older && until <= now {
                     if let Claimed::Won { ended_lease, .. } = &mut outcome {
-                        if j > newest_older {
-                            newest_older = j;
+                        if newest_older.is_none_or(|n| j > n) {
+                            newest_older = Some(j);
                             *ended_lease = matches!(record, Claim::Live { lease: true, .. });
                         }
                     }
@@ -138,7 +157,9 @@ impl<S: Store, E: Env> Engine<S, E> {
                     // may be racing us therefore does not hold the slot for
                     // sure: look again soon, not at the end of its intent (a
                     // winner rewrites the slot's state with its own lease
-                    // anyway). Only a settled older claim surely holds it.
+                    // anyway). Only a settled older claim surely holds it; claim 0
+                    // counts as settled (its taker raced nobody unless it stalled
+                    // past GRACE between taking the slot and claiming it).
                     let settled = match mode {
                         Mode::New { settled } => older && j <= settled,
                         Mode::Own | Mode::Holder => older,

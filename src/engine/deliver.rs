@@ -23,6 +23,15 @@ const SWEEP_AHEAD: usize = 7;
 /// inside this window leaves the message to be delivered again after it.
 const POP_HOLD: Millis = 30_000;
 
+/// How a consumer came to a slot.
+#[derive(Debug, Clone, Copy)]
+enum Reached {
+    /// It took the slot from the head: claim 0 is its own (`claim.rs`).
+    Head,
+    /// A scan found it due; the slot's state counted `settled` claims.
+    Scan { settled: u64 },
+}
+
 /// What the caller wants from a slot it reached.
 #[derive(Debug, Clone, Copy)]
 enum Want {
@@ -82,7 +91,7 @@ impl<S: Store, E: Env> Engine<S, E> {
                 let Some(slot) = self.take(&ring, now).await? else {
                     break;
                 };
-                if let Some(m) = self.deliver(queue, &slot, 0, now, want).await? {
+                if let Some(m) = self.deliver(queue, &slot, Reached::Head, now, want).await? {
                     out.push(m);
                 }
             }
@@ -116,7 +125,8 @@ impl<S: Store, E: Env> Engine<S, E> {
         out: &mut Vec<Message>,
     ) -> Result<()> {
         for (slot, settled) in self.scan(ring, now, count - out.len()).await? {
-            if let Some(m) = self.deliver(queue, &slot, settled, now, want).await? {
+            let reached = Reached::Scan { settled };
+            if let Some(m) = self.deliver(queue, &slot, reached, now, want).await? {
                 out.push(m);
             }
         }
@@ -124,13 +134,12 @@ impl<S: Store, E: Env> Engine<S, E> {
     }
 
     /// Tries to deliver the message in `slot`; defers it when it is not visible yet
-    /// and finishes it when it expired. `settled`: the claims the slot's state
-    /// counted when it was read (see [`Engine::claim`]).
+    /// and finishes it when it expired.
     async fn deliver(
         &self,
         queue: &Queue,
         slot: &Slot,
-        settled: u64,
+        reached: Reached,
         now: Millis,
         want: Want,
     ) -> Result<Option<Message>> {
@@ -141,23 +150,27 @@ impl<S: Store, E: Env> Engine<S, E> {
             Want::Lease { until } => (until, true),
             Want::Glance => (now, true),
         };
-        let (k, claims, ended_lease) =
-            match self.claim(slot, Claim::Live { until, lease }, settled, now).await? {
-                Claimed::Won { k, claims, ended_lease } => (k, claims, ended_lease),
-                Claimed::Busy { until } => {
-                    let claims = self.store.increment(&slot.keys.claims(), 0).await?.max(0) as u64;
-                    self.set_state(slot, SlotState::Live { until, claims }).await?;
-                    // The winner may have finished the slot before that write and
-                    // we wrote over its `Done`: then say it again, or the
-                    // low-water mark would wait for `until`.
-                    if self.read_record_only(slot).await?.is_none() {
-                        let claims = self.store.increment(&slot.keys.claims(), 0).await?;
-                        let claims = claims.max(0) as u64;
-                        self.set_state(slot, SlotState::Done { claims }).await?;
-                    }
-                    return Ok(None);
+        let intent = Claim::Live { until, lease };
+        let claimed = match reached {
+            Reached::Head => self.claim_first(slot, intent, now).await?,
+            Reached::Scan { settled } => self.claim(slot, intent, settled, now).await?,
+        };
+        let (k, claims, ended_lease) = match claimed {
+            Claimed::Won { k, claims, ended_lease } => (k, claims, ended_lease),
+            Claimed::Busy { until } => {
+                let claims = self.store.increment(&slot.keys.claims(), 0).await?.max(0) as u64;
+                self.set_state(slot, SlotState::Live { until, claims }).await?;
+                // The winner may have finished the slot before that write and
+                // we wrote over its `Done`: then say it again, or the
+                // low-water mark would wait for `until`.
+                if self.read_record_only(slot).await?.is_none() {
+                    let claims = self.store.increment(&slot.keys.claims(), 0).await?;
+                    let claims = claims.max(0) as u64;
+                    self.set_state(slot, SlotState::Done { claims }).await?;
                 }
-            };
+                return Ok(None);
+            }
+        };
         let qk = &queue.keys;
         let (rec, low) = self.read_slot(slot, true).await?;
         let Some(rec) = rec else {
@@ -184,9 +197,11 @@ impl<S: Store, E: Env> Engine<S, E> {
             return Ok(None);
         }
         let delivery = match want {
-            // The first claim ever on the slot: no delivery came before, and a
-            // popped message is finished, so its count is never read again.
-            Want::Pop if k == 1 => 1,
+            // The head taker's claim won: every numbered claim on the slot lost
+            // (any record a winner leaves would have blocked claim 0), so no
+            // delivery came before, and a popped message is finished, so its
+            // count is never read again.
+            Want::Pop if k == 0 => 1,
             _ => self.store.increment(&slot.keys.deliveries(), 1).await? as u32,
         };
         if delivery == 1 && rec.delayed() {

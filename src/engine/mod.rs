@@ -77,7 +77,9 @@
 //!
 //! A consumer that holds a committed slot does not deliver it yet: it claims it.
 //! `k = increment(c, 1)`, `set(r{k}, intent)`, then read every other claim
-//! record. An older intent that is live and unexpired, or any newer live intent,
+//! record. (The consumer that took the slot from the head skips the number:
+//! claim 0, `r0`, is reserved for it, and every other claimant reads `r0` as
+//! the oldest claim.) An older intent that is live and unexpired, or any newer live intent,
 //! makes it back off (rewriting `r{k}` as `Abandoned`). Two claimants each write
 //! before they read, so whichever reads last sees the other: at most one wins,
 //! however they interleave and whoever dies. Both may back off; the message then
@@ -129,7 +131,7 @@
 //!
 //! # Costs
 //!
-//! Send: 6 store calls plus one per 1 MiB chunk. Pop of one message: about 13,
+//! Send: 6 store calls plus one per 1 MiB chunk. Pop of one message: about 12,
 //! independent of depth and of the number in flight (a scan adds 4 one call in
 //! eight, and 2 per further batch it sweeps); 2 fewer deep in a backlog, where a
 //! take skips the emptiness check on an engine's hint (`hint.rs`); an empty

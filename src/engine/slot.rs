@@ -292,7 +292,7 @@ fn bookkeeping(k: &SlotKeys, state: SlotState) -> Vec<String> {
     let mut keys = vec![k.state(), k.seen()];
     if let SlotState::Done { claims } = state {
         keys.extend([k.commit(), k.claims(), k.deliveries()]);
-        keys.extend((1..=claims).map(|c| k.claim(c)));
+        keys.extend((0..=claims).map(|c| k.claim(c)));
     }
     keys
 }

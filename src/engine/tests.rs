@@ -172,7 +172,9 @@ fn scans_sweep_a_long_run_of_slots_finished_out_of_order() {
         assert!(block_on(e.ack(&n("ns"), &n("q"), &[r])).unwrap()[0].is_ok());
     }
     let slot_keys = || e.store().keys().into_iter().filter(|k| k.matches('/').count() >= 5).count();
-    assert!(slot_keys() > 199 * 4, "{}", slot_keys());
+    // Each slot finished behind the mark keeps its state, commit counter,
+    // delivery count and claim record until a scan sweeps it.
+    assert!(slot_keys() >= 199 * 4, "{}", slot_keys());
     // Two calls on the empty queue scan; one of them starts at the mark.
     assert!(pop_bodies(&e, "q", 1).is_empty());
     assert!(pop_bodies(&e, "q", 1).is_empty());

@@ -121,7 +121,7 @@ impl FromStr for Receipt {
             slot: next()?,
             claim: next()?,
         };
-        if parts.next().is_some() || r.claim == 0 {
+        if parts.next().is_some() || r.slot == 0 {
             return Err(BAD);
         }
         Ok(r)
@@ -170,7 +170,7 @@ mod tests {
     fn receipts_round_trip_and_garbage_is_refused() {
         let r = Receipt { generation: 3, partition: 1, slot: 99, claim: 2 };
         assert_eq!(r.to_string().parse::<Receipt>().unwrap(), r);
-        for bad in ["", "r", "r1.2.3", "r1.2.3.4.5", "x1.2.3.4", "r1.70000.3.4", "r1.2.3.0"] {
+        for bad in ["", "r", "r1.2.3", "r1.2.3.4.5", "x1.2.3.4", "r1.70000.3.4", "r1.2.0.4"] {
             assert!(bad.parse::<Receipt>().is_err(), "{bad}");
         }
     }

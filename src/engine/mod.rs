@@ -62,11 +62,11 @@
 //! # First delivery (`ring.rs` `take`)
 //!
 //! Read `head` and `tail` (`increment(_, 0)`): `head >= tail` is empty, and the
-//! head does not move. (An engine that last read a backlog of more than 1024
-//! tickets, under a second ago, skips this check: `hint.rs`.) Near the tail, peek at the next slot's commit counter:
-//! still 0 means its writer is at work, so report empty instead of making it
-//! retry — unless the slot was first seen undecided more than `GRACE` ago
-//! (stamped in `u`). (Deep in a backlog the peek is skipped: the peek only spares
+//! head does not move. (An engine that recently read a deep backlog on the ring
+//! skips this check: `hint.rs`.) Near the tail, peek at the next slot's commit
+//! counter: still 0 means its writer is at work, so report empty instead of
+//! making it retry — unless the slot was first seen undecided more than `GRACE`
+//! ago (stamped in `u`). (Deep in a backlog the peek is skipped: the peek only spares
 //! writers a retry, it decides nothing.) Then
 //! `i = increment(head, 1)` gives this consumer slot `i` alone and
 //! `increment(s, 2)` decides it against the writer: 3 means the writer committed
@@ -79,10 +79,11 @@
 //! `k = increment(c, 1)`, `set(r{k}, intent)`, then read every other claim
 //! record. (The consumer that took the slot from the head skips the number:
 //! claim 0, `r0`, is reserved for it, and every other claimant reads `r0` as
-//! the oldest claim.) An older intent that is live and unexpired, or any newer live intent,
-//! makes it back off (rewriting `r{k}` as `Abandoned`). Two claimants each write
-//! before they read, so whichever reads last sees the other: at most one wins,
-//! however they interleave and whoever dies. Both may back off; the message then
+//! the oldest claim.) An older intent that is live and unexpired, or any newer
+//! live intent, makes it back off (rewriting `r{k}` as `Abandoned`). Two
+//! claimants each write before they read, so whichever reads last sees the
+//! other: at most one wins, however they interleave and whoever dies. Both may
+//! back off; the message then
 //! waits for the next claimant (a scan looks again 1 s later when the blocker was
 //! a newer claim, which may have backed off too; or, after a crash, once the dead
 //! claimant's intent expires) — delayed, never lost, never delivered twice while a

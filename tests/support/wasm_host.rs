@@ -243,7 +243,11 @@ fn engine() -> wasmtime::Result<&'static Engine> {
         // back in (page faults, madvise and TLB shootdowns were most of a
         // request's host time without it).
         .linear_memory_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(64 << 10);
+        .table_keep_resident(64 << 10)
+        // Reset only the pages an instance wrote (Linux 6.7+: PAGEMAP_SCAN)
+        // instead of the whole resident part of its memory: for the edgeq
+        // component about 20 KiB instead of 448 KiB per request.
+        .pagemap_scan(wasmtime::Enabled::Auto);
     let mut config = Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = Engine::new(&config)?;

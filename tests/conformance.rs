@@ -112,6 +112,7 @@ conformance! {
         errors::wrong_types_and_out_of_range_values,
         errors::bad_names_name_the_rule,
         errors::oversized_bodies_are_413,
+        errors::chunked_bodies_are_read_and_limited,
         errors::bad_header_values_store_nothing,
         errors::unknown_routes_are_404,
         errors::wrong_methods_are_405_with_allow,

@@ -4,10 +4,12 @@ use super::{SpinEnv, SpinStore};
 use crate::api::{Api, ApiConfig, QueueyApp, RequestMetrics};
 use crate::engine::Engine;
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
-use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
+use spin_sdk::http::{
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
 use spin_sdk::http_component;
 use spin_sdk::wit::wasi::config::store as config;
+use wasi::io::streams::{OutputStream, StreamError};
 
 /// Configuration variables the component reads (declared in `spin.toml`), with
 /// the value used when the host has none.
@@ -21,12 +23,13 @@ const ADMIN_KEY: (&str, &str) = ("admin_key", "");
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
-    let head = matches!(req.method(), Method::Head);
-    let mut response = answer(req).await;
+    let method = req.method();
+    let head = matches!(method, Method::Head);
+    let mut response = answer(req, method).await;
     if !head {
         frame(&mut response);
     }
-    send(out, response).await;
+    send(out, response);
 }
 
 /// Gives `response` a `content-length`, as a native hyper server does for a
@@ -45,8 +48,8 @@ fn frame(response: &mut http::Response<Bytes>) {
 }
 
 /// The response to `req`.
-async fn answer(req: IncomingRequest) -> http::Response<Bytes> {
-    let parts = match parts(&req) {
+async fn answer(req: IncomingRequest, method: Method) -> http::Response<Bytes> {
+    let parts = match parts(&req, &method) {
         Ok(parts) => parts,
         Err(message) => return error(400, "bad_request", &message),
     };
@@ -89,19 +92,22 @@ async fn answer(req: IncomingRequest) -> http::Response<Bytes> {
     if declared.is_some_and(|len| len > limit as u64) {
         return Api::<SpinStore, SpinEnv>::payload_too_large(limit);
     }
-    let body = match read_body(req, limit).await {
-        Ok(Some(body)) => body,
-        Ok(None) => return Api::<SpinStore, SpinEnv>::payload_too_large(limit),
-        Err(message) => return error(400, "bad_request", &message),
+    let body = if has_body(&parts, declared) {
+        match read_body(req, limit) {
+            Ok(Some(body)) => body,
+            Ok(None) => return Api::<SpinStore, SpinEnv>::payload_too_large(limit),
+            Err(message) => return error(400, "bad_request", &message),
+        }
+    } else {
+        Bytes::new()
     };
     api.handle(http::Request::from_parts(parts, body)).await
 }
 
 /// Method, target and headers of `req`, as `http` types.
-fn parts(req: &IncomingRequest) -> Result<http::request::Parts, String> {
-    let method = req.method().to_string();
+fn parts(req: &IncomingRequest, method: &Method) -> Result<http::request::Parts, String> {
     let target = req.path_with_query().unwrap_or_else(|| "/".into());
-    let mut builder = http::Request::builder().method(method.as_str()).uri(target.as_str());
+    let mut builder = http::Request::builder().method(method.to_string().as_str()).uri(target);
     for (name, value) in req.headers().entries() {
         builder = builder.header(name, value);
     }
@@ -109,39 +115,94 @@ fn parts(req: &IncomingRequest) -> Result<http::request::Parts, String> {
     Ok(parts)
 }
 
-/// The body of `req`, or `None` as soon as it is over `limit` bytes (the rest is
-/// never read).
-async fn read_body(req: IncomingRequest, limit: usize) -> Result<Option<Bytes>, String> {
-    let mut stream = std::pin::pin!(req.into_body_stream());
-    let mut body = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| format!("reading the request body: {e}"))?;
-        if body.len() + chunk.len() > limit {
-            return Ok(None);
+/// Whether the request may carry a body. Reading even an empty one takes five
+/// host calls, so a request that declares none (`content-length: 0`, or a GET,
+/// HEAD, DELETE or OPTIONS with neither `content-length` nor
+/// `transfer-encoding`: a body there has no meaning) is not read at all.
+fn has_body(parts: &http::request::Parts, declared: Option<u64>) -> bool {
+    use http::Method as M;
+    match declared {
+        Some(len) => len > 0,
+        None => {
+            parts.headers.contains_key(http::header::TRANSFER_ENCODING)
+                || !matches!(parts.method, M::GET | M::HEAD | M::DELETE | M::OPTIONS)
         }
-        body.extend_from_slice(&chunk);
     }
-    Ok(Some(Bytes::from(body)))
 }
 
-/// Sends `response` through `out`.
-async fn send(out: ResponseOutparam, response: http::Response<Bytes>) {
-    let (parts, body) = response.into_parts();
-    let fields = Fields::new();
-    for (name, value) in &parts.headers {
-        // The host refuses headers it owns (e.g. `connection`): drop just those.
-        let _ = fields.append(name.as_str(), value.as_bytes());
+/// The body of `req`, or `None` as soon as it is over `limit` bytes (the rest is
+/// never read). The handler has nothing else to do meanwhile, so it blocks.
+fn read_body(req: IncomingRequest, limit: usize) -> Result<Option<Bytes>, String> {
+    let taken = |()| "the request body was already taken".to_owned();
+    // Dropped in reverse order: the stream before the body it belongs to.
+    let incoming = req.consume().map_err(taken)?;
+    let stream = incoming.stream().map_err(taken)?;
+    let mut body = Vec::new();
+    loop {
+        // One byte over the limit is enough to know the body is too large.
+        let room = (limit + 1 - body.len()) as u64;
+        match stream.blocking_read(room.min(READ_SIZE)) {
+            Ok(chunk) if body.len() + chunk.len() > limit => return Ok(None),
+            Ok(chunk) => body.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => return Ok(Some(Bytes::from(body))),
+            Err(e) => return Err(format!("reading the request body: {e:?}")),
+        }
     }
-    let outgoing = OutgoingResponse::new(fields);
+}
+
+/// The most a single read asks the host for.
+const READ_SIZE: u64 = 64 << 10;
+
+/// Sends `response` through `out`: the headers in one host call, the body in
+/// as few as it fits.
+fn send(out: ResponseOutparam, response: http::Response<Bytes>) {
+    let (parts, body) = response.into_parts();
+    let outgoing = OutgoingResponse::new(fields(&parts.headers));
     // `http::StatusCode` is always in 100..=999, which wasi:http accepts.
     let _ = outgoing.set_status_code(parts.status.as_u16());
-    let mut sink = outgoing.take_body();
+    let Ok(sink) = outgoing.body() else { return };
     out.set(outgoing);
     if !body.is_empty() {
-        // An error here means the client went away: there is no one left to tell.
-        let _ = sink.send(body.to_vec()).await;
+        if let Ok(stream) = sink.write() {
+            // An error here means the client went away: there is no one left to tell.
+            let _ = write_all(&stream, &body);
+        }
     }
-    // Dropping the sink finishes the body.
+    let _ = OutgoingBody::finish(sink, None);
+}
+
+/// `headers` as wasi:http fields, in one call when the host takes them all.
+fn fields(headers: &http::HeaderMap) -> Fields {
+    let list: Vec<(String, Vec<u8>)> =
+        headers.iter().map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec())).collect();
+    Fields::from_list(&list).unwrap_or_else(|_| {
+        // The host refuses headers it owns (e.g. `connection`): drop just those.
+        let fields = Fields::new();
+        for (name, value) in &list {
+            let _ = fields.append(name, value);
+        }
+        fields
+    })
+}
+
+/// Writes `bytes` to `stream` and flushes it: one host call for a body of up to
+/// 4096 bytes (what `blocking-write-and-flush` takes), chunks of what the host
+/// permits for a larger one.
+fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), StreamError> {
+    if bytes.len() <= 4096 {
+        return stream.blocking_write_and_flush(bytes);
+    }
+    while !bytes.is_empty() {
+        let permitted = stream.check_write()?;
+        if permitted == 0 {
+            stream.subscribe().block();
+            continue;
+        }
+        let (now, rest) = bytes.split_at(bytes.len().min(permitted as usize));
+        stream.write(now)?;
+        bytes = rest;
+    }
+    stream.blocking_flush()
 }
 
 /// The configuration variables, read with one host call (`get-all`).

@@ -199,6 +199,30 @@ pub async fn oversized_bodies_are_413(c: &Client) {
     assert_eq!(&r.body[..], b"keep");
 }
 
+/// A body in chunks (no `content-length`) is read whole, and refused once it
+/// passes the route's limit, which stores nothing.
+pub async fn chunked_bodies_are_read_and_limited(c: &Client) {
+    let before = witness(c).await;
+    let chunked = |method: &str, path: &str, body: &str| {
+        format!(
+            "{method} {path} HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\
+             content-type: text/plain\r\nconnection: close\r\n\r\n{body}"
+        )
+    };
+    let two = "3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n";
+    c.raw(&chunked("POST", "/v1/queues/w/messages", two)).await.expect(201);
+    assert_eq!(c.count("w").await, 2);
+    // A queue config is at most 64 KiB.
+    let over = (64 << 10) + 1;
+    let big = format!("{over:x}\r\n{}\r\n0\r\n\r\n", " ".repeat(over));
+    c.raw(&chunked("PUT", "/v1/queues/w", &big)).await.expect_error(413, "payload_too_large");
+    // The first message is still first; the chunked one came whole.
+    assert_eq!(&c.pop("w").await.expect("the witness message").body[..], b"keep");
+    assert_eq!(&c.pop("w").await.expect("the chunked message").body[..], b"hello");
+    c.push("w", "keep").await;
+    unchanged(c, &before).await;
+}
+
 pub async fn bad_header_values_store_nothing(c: &Client) {
     let before = witness(c).await;
     for (name, value, code) in [

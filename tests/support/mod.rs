@@ -234,9 +234,9 @@ impl Client {
         Resp { status, headers, body }
     }
 
-    /// Writes `head` (a request line and headers, without a body) on a fresh
-    /// connection and reads the answer: for requests whose declared body the
-    /// server must refuse before reading it.
+    /// Writes `head` (a request line and headers, and any body) on a fresh
+    /// connection and reads the answer: for requests a client library would
+    /// not send as written (a declared body that never comes, chunks).
     pub async fn raw(&self, head: &str) -> Resp {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let addr = self.base.trim_start_matches("http://");

@@ -8,8 +8,10 @@
 //!   `wasi:random`.
 //! - the `wasi:http/incoming-handler` export (`component.rs`): reads the
 //!   configuration from `wasi:config/store` (Spin application variables), reads the
-//!   request body up to [`Api::body_limit`](crate::api::Api::body_limit), calls
-//!   [`Api::handle`](crate::api::Api::handle) and streams the response back.
+//!   request body (if one is declared) up to
+//!   [`Api::body_limit`](crate::api::Api::body_limit), calls
+//!   [`Api::handle`](crate::api::Api::handle) and writes the response back, in as
+//!   few host calls as it can: each costs about a microsecond of the host's time.
 //!
 //! Spin makes a fresh instance for every request, so nothing here is cached between
 //! requests: every request opens the bucket and reads its configuration again.

@@ -66,8 +66,8 @@
 //! skips this check: `hint.rs`.) Near the tail, peek at the next slot's commit
 //! counter: still 0 means its writer is at work, so report empty instead of
 //! making it retry — unless the slot was first seen undecided more than `GRACE`
-//! ago (stamped in `u`). (Deep in a backlog the peek is skipped: the peek only spares
-//! writers a retry, it decides nothing.) Then
+//! ago (stamped in `u`). (Deep in a backlog the peek is skipped: the peek only
+//! spares writers a retry, it decides nothing.) Then
 //! `i = increment(head, 1)` gives this consumer slot `i` alone and
 //! `increment(s, 2)` decides it against the writer: 3 means the writer committed
 //! first; 2 means the consumer came first and the slot is given up (marked done).
@@ -83,11 +83,10 @@
 //! live intent, makes it back off (rewriting `r{k}` as `Abandoned`). Two
 //! claimants each write before they read, so whichever reads last sees the
 //! other: at most one wins, however they interleave and whoever dies. Both may
-//! back off; the message then
-//! waits for the next claimant (a scan looks again 1 s later when the blocker was
-//! a newer claim, which may have backed off too; or, after a crash, once the dead
-//! claimant's intent expires) — delayed, never lost, never delivered twice while a
-//! lease holds.
+//! back off; the message then waits for the next claimant (a scan looks again
+//! 1 s later when the blocker was a newer claim, which may have backed off too;
+//! or, after a crash, once the dead claimant's intent expires) — delayed, never
+//! lost, never delivered twice while a lease holds.
 //! Intents are `Live { until, lease }`: a receive lease, a pop or ack in progress
 //! (a short hold), or a deferral for a delay or nack. The winner reads the message
 //! only after winning: a claim taken after the slot was finished wins against

@@ -185,11 +185,14 @@ fn fields(headers: &http::HeaderMap) -> Fields {
     })
 }
 
+/// The most `blocking-write-and-flush` takes in one call (wasi:io 0.2).
+const WRITE_AND_FLUSH_MAX: usize = 4096;
+
 /// Writes `bytes` to `stream` and flushes it: one host call for a body of up to
-/// 4096 bytes (what `blocking-write-and-flush` takes), chunks of what the host
-/// permits for a larger one.
+/// [`WRITE_AND_FLUSH_MAX`] bytes, chunks of what the host permits for a larger
+/// one.
 fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), StreamError> {
-    if bytes.len() <= 4096 {
+    if bytes.len() <= WRITE_AND_FLUSH_MAX {
         return stream.blocking_write_and_flush(bytes);
     }
     while !bytes.is_empty() {

@@ -77,11 +77,13 @@ impl<S: Store, E: Env> Engine<S, E> {
         }
         let mut out = Vec::new();
         let now = self.env.now();
-        let first = partition.unwrap_or_else(|| (self.env.random() % u64::from(partitions)) as u16);
-        let lanes = if partition.is_some() { 1 } else { partitions };
-        // Redeliveries come first one call in SCAN_EVERY, so they are not starved
+        // One draw: its high half picks the first partition, its low bits make
+        // redeliveries come first one call in SCAN_EVERY, so they are not starved
         // under load; otherwise the scan runs only when the head has no more.
-        let scan_first = self.env.random().is_multiple_of(SCAN_EVERY);
+        let roll = self.env.random();
+        let first = partition.unwrap_or(((roll >> 32) % u64::from(partitions)) as u16);
+        let lanes = if partition.is_some() { 1 } else { partitions };
+        let scan_first = roll.is_multiple_of(SCAN_EVERY);
         for n in 0..lanes {
             let ring = queue.keys.ring((first + n) % partitions);
             if scan_first {
@@ -102,8 +104,9 @@ impl<S: Store, E: Env> Engine<S, E> {
                 break;
             }
         }
-        // A message whose lease or hold ran out while this call worked on others
-        // may already be someone else's: never hand it out.
+        // A message whose lease or hold ran out while this call worked may
+        // already be someone else's: never hand it out (for a pop, whose message
+        // is gone from the store by now, this is what makes it at-most-once).
         let end = self.env.now();
         if !matches!(want, Want::Glance) {
             out.retain(|m| m.lease_until.is_some_and(|u| u > end));
@@ -211,11 +214,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         if let Want::Pop = want {
             self.end_lease(queue, ended_lease).await?;
             self.finish(qk, slot, &rec, claims, low).await?;
-            // Our hold ran out while we worked: someone may have taken it over,
-            // so drop the message rather than deliver it twice (at-most-once).
-            if self.env.now() >= until {
-                return Ok(None);
-            }
+            // `consume` drops it if our hold ran out meanwhile (at-most-once).
             let mut m = message(rec, receives, None);
             m.lease_until = Some(until);
             return Ok(Some(m));
@@ -237,10 +236,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             slot: slot.index,
             claim: k,
         };
-        // The lease ran out while we worked: it is someone else's to deliver now.
-        if self.env.now() >= until && !matches!(want, Want::Glance) {
-            return Ok(None);
-        }
+        // `consume` drops it if the lease ran out meanwhile.
         let mut m = message(rec, receives, Some(receipt));
         m.lease_until = Some(until);
         Ok(Some(m))
@@ -440,11 +436,28 @@ impl<S: Store, E: Env> Engine<S, E> {
             self.sweep_ahead(ring, end + 1, head).await?;
         }
         if !undecided.is_empty() {
-            // No consumer decided these yet: stamp when they were first seen so,
-            // and stand in for their consumer once that is GRACE ago.
-            let keys: Vec<String> = undecided.iter().map(|s| s.keys.seen()).collect();
-            let seen = self.store.get_many(&keys).await?;
-            for (slot, seen) in undecided.into_iter().zip(seen) {
+            // No state yet. Most of these are taken from the head and being worked
+            // on right now: their taker's claim 0 is live, and the slot is left
+            // alone. Past its end the taker died or stalled (and then drops the
+            // message): due now, like any ended lease or hold. Without claim 0,
+            // stamp when the slot was first seen so, and stand in for its consumer
+            // once that is GRACE ago.
+            let keys: Vec<String> =
+                undecided.iter().flat_map(|s| [s.keys.claim(0), s.keys.seen()]).collect();
+            let mut found = self.store.get_many(&keys).await?.into_iter();
+            for slot in undecided {
+                let (first, seen) = (found.next().flatten(), found.next().flatten());
+                let first = first.map(|v| decode::<Claim>(&slot.keys.claim(0), &v)).transpose()?;
+                match first.and_then(|claim| claim.until()) {
+                    Some(until) if until > now => continue,
+                    Some(_) => {
+                        if due.len() < want {
+                            due.push((slot, 0));
+                        }
+                        continue;
+                    }
+                    None => {}
+                }
                 match seen {
                     None => self.store.set(&slot.keys.seen(), &encode(&now)).await?,
                     Some(v) => {

@@ -33,9 +33,9 @@
 //! - per slot `i`: `…/{i}/m` record (`…/b{j}` body chunks over 64 KiB), `…/s`
 //!   commit counter, `…/c` claim counter and `…/r{k}` claim records, `…/d`
 //!   deliveries counter, `…/z` state hint (written only by whoever decided the
-//!   slot), `…/u` when the slot was first seen undecided (a separate key, so a
-//!   stamp written late never overwrites a decision: a finished slot stamped
-//!   over would hold the low-water mark back for `GRACE`).
+//!   slot), `…/u` when the slot was first seen undecided with no live claim 0
+//!   (a separate key, so a stamp written late never overwrites a decision: a
+//!   finished slot stamped over would hold the low-water mark back for `GRACE`).
 //!
 //! - `{ns}//x/{x}`, `{ns}//x/{x}//inc` and `{ns}//x/{x}/{inc}/n|b/{n}`: an
 //!   exchange's metadata, incarnation and binding log (protocol in `exchange.rs`).
@@ -108,9 +108,15 @@
 //! that finds the head dry) also scans one batch (32 slots) behind the head, from
 //! the low-water mark or, every other turn, a rotating cursor, reading the `z`
 //! hints with one `get_many`: leases and deferrals whose time has come, and slots
-//! no consumer decided within `GRACE` (a consumer died between its ticket and its
-//! claim — the scan stands in for it with the same `increment(s, 2)` and claim
-//! protocol, and delivers a committed-looking slot only `GRACE` after its ticket).
+//! with no state yet. For those it reads claim 0 and the `u` stamp in one more
+//! `get_many`: a live claim 0 means the slot's taker is at work on it (nothing is
+//! written); one that ended means the taker died or stalled past its lease or
+//! hold, and the slot is due like any ended lease (claim 0 is only written after
+//! the taker's own `increment(s, 2)` found the writer's commit). A slot without
+//! claim 0 is stamped when first seen so, and once no consumer decided it within
+//! `GRACE` (a consumer died between its ticket and its claim) the scan stands in
+//! for it with the same `increment(s, 2)` and claim protocol, and delivers a
+//! committed-looking slot only `GRACE` after its ticket.
 //! Each won slot: expired by TTL → finish; not visible yet → turn the claim into a
 //! deferral until `visible_at`; else deliver (receive: a lease until now plus the
 //! visibility timeout; pop: a short hold, then finish at once). A delivery is
@@ -142,8 +148,16 @@
 //! Counts (`in_flight` especially) drift if a host dies between a decision and its
 //! count update. A consumer that dies holding a lease-in-progress intent delays
 //! that message by the intent's length. Counters of finished slots can be
-//! re-created (as zeros), and their `u` stamps rewritten, by a very late reader. The idempotency record lives as
-//! long as the queue incarnation.
+//! re-created (as zeros), and their `u` stamps rewritten, by a very late reader.
+//! The idempotency record lives as long as the queue incarnation.
+//!
+//! The low-water mark is written with `set`: a finish at the mark and a sweep
+//! that read the mark just before it can move the mark back onto slots already
+//! swept. Scans then take the first of them for undecided, stamp it and mark it
+//! dead `GRACE` later; until then finished slots wait behind the mark to be swept
+//! (up to 16,000 at the end of a 20,000-message pop stress on Redis with eight
+//! consumers). Nothing is lost or delivered twice, but the store holds their
+//! bookkeeping until later scans sweep it.
 
 mod browse;
 mod claim;

@@ -133,7 +133,11 @@ impl<S: Store, E: Env> Engine<S, E> {
         let full = config.max_messages.is_some_and(|max| n > max)
             || config.max_bytes.is_some_and(|max| b > max);
         let partitions = u64::from(config.partitions);
-        let p = partition.unwrap_or_else(|| (self.env.random() % partitions) as u16);
+        let p = match partition {
+            Some(p) => p,
+            None if partitions == 1 => 0,
+            None => (self.env.random() % partitions) as u16,
+        };
         let body = if rec.body.len() > INLINE_BODY {
             rec.chunks = rec.body.len().div_ceil(CHUNK) as u32;
             std::mem::take(&mut rec.body)

@@ -500,3 +500,35 @@ fn a_stale_backlog_hint_costs_a_writer_one_retry_and_loses_nothing() {
     let stats = block_on(hinted.get_queue(&ns, &q)).unwrap().stats.unwrap();
     assert_eq!(stats.messages, 0);
 }
+
+#[test]
+fn scans_leave_slots_being_worked_on_alone_and_recover_dead_takers() {
+    use super::slot::Claim;
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    send(&e, "q", "a");
+    send(&e, "q", "b");
+    let queue = block_on(e.queue(&n("ns"), &n("q"))).unwrap();
+    let ring = queue.keys.ring(0);
+    let seen = |slot: &slot::Slot| block_on(e.store.get(&slot.keys.seen())).unwrap();
+    // Consumer A took slot 1 and claimed it for a pop; consumer B took slot 2 and
+    // died before claiming it. Neither wrote the slot's state.
+    let a = block_on(e.take(&ring, T0)).unwrap().unwrap();
+    let hold = Claim::Live { until: T0 + 30_000, lease: false };
+    assert!(matches!(block_on(e.claim_first(&a, hold, T0)).unwrap(), claim::Claimed::Won { .. }));
+    let b = block_on(e.take(&ring, T0)).unwrap().unwrap();
+    // The head is dry, so every pop scans: A's slot is at work (no write), B's is
+    // stamped as first seen undecided.
+    assert!(pop_bodies(&e, "q", 1).is_empty());
+    assert_eq!(seen(&a), None, "a slot whose taker holds claim 0 is not stamped");
+    assert!(seen(&b).is_some());
+    // GRACE after the stamp, B's slot is delivered in its consumer's stead.
+    e.env().advance(ring::GRACE);
+    assert_eq!(pop_bodies(&e, "q", 2), ["b"]);
+    // A's hold runs out (A died): its slot is due at once, with no stamp.
+    e.env().advance(30_000 - ring::GRACE);
+    assert_eq!(pop_bodies(&e, "q", 2), ["a"]);
+    assert_eq!(seen(&a), None);
+    let stats = block_on(e.get_queue(&n("ns"), &n("q"))).unwrap().stats.unwrap();
+    assert_eq!(stats.messages, 0);
+}

@@ -1,6 +1,7 @@
 //! [`Store`] over Spin's `wasi:keyvalue` 0.2.0-draft2 bindings.
 
 use crate::store::{Store, StoreError, StoreResult};
+use foldhash::fast::FixedState;
 use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store};
 use std::collections::HashMap;
 use std::future::{ready, Future};
@@ -57,9 +58,12 @@ impl SpinStore {
         // The draft leaves the order of the pairs, and whether missing keys appear,
         // to the host (Spin returns only the keys it found): map them back to the
         // order of `keys`. A key asked for twice gets its value twice.
-        let mut found: HashMap<String, Vec<u8>> =
+        // Fixed-seed hashing: a seeded one would ask the host for the time or
+        // for entropy, one more host call per request for nothing (these maps
+        // live for one call and hold the engine's own keys).
+        let mut found: HashMap<String, Vec<u8>, FixedState> =
             found.into_iter().filter_map(|(key, value)| Some((key, value?))).collect();
-        let last: HashMap<&str, usize> =
+        let last: HashMap<&str, usize, FixedState> =
             keys.iter().enumerate().map(|(i, key)| (key.as_str(), i)).collect();
         let values = keys
             .iter()

@@ -436,42 +436,73 @@ impl<S: Store, E: Env> Engine<S, E> {
             self.sweep_ahead(ring, end + 1, head).await?;
         }
         if !undecided.is_empty() {
-            // No state yet. Most of these are taken from the head and being worked
-            // on right now: their taker's claim 0 is live, and the slot is left
-            // alone. Past its end the taker died or stalled (and then drops the
-            // message): due now, like any ended lease or hold. Without claim 0,
-            // stamp when the slot was first seen so, and stand in for its consumer
-            // once that is GRACE ago.
-            let keys: Vec<String> =
-                undecided.iter().flat_map(|s| [s.keys.claim(0), s.keys.seen()]).collect();
-            let mut found = self.store.get_many(&keys).await?.into_iter();
-            for slot in undecided {
-                let (first, seen) = (found.next().flatten(), found.next().flatten());
-                let first = first.map(|v| decode::<Claim>(&slot.keys.claim(0), &v)).transpose()?;
-                match first.and_then(|claim| claim.until()) {
-                    Some(until) if until > now => continue,
-                    Some(_) => {
-                        if due.len() < want {
-                            due.push((slot, 0));
-                        }
-                        continue;
-                    }
-                    None => {}
-                }
-                match seen {
-                    None => self.store.set(&slot.keys.seen(), &encode(&now)).await?,
-                    Some(v) => {
-                        let at: Millis = decode(&slot.keys.seen(), &v)?;
-                        let overdue = now >= at.saturating_add(GRACE);
-                        if overdue && due.len() < want && self.resolve(&slot).await? {
-                            due.push((slot, 0));
-                        }
-                    }
-                }
-            }
+            self.undecided(ring, undecided, head, now, want, &mut due).await?;
             due.sort_by_key(|(s, _)| s.index);
         }
         Ok(due)
+    }
+
+    /// Slots a scan found with no state yet; adds the due ones to `due`.
+    ///
+    /// Most were taken from the head and are being worked on right now: their
+    /// taker's claim 0 is live, and the slot is left alone. Past its end the
+    /// taker died or stalled (and then drops the message): due now, like any
+    /// ended lease or hold. Without claim 0, the slot is stamped when first seen
+    /// so, and `resolve`d in its consumer's stead once that is GRACE ago. The mark
+    /// is read again with them: a slot below it was finished and swept since the
+    /// scan read its state, and stamping it would leave a key nobody deletes.
+    async fn undecided(
+        &self,
+        ring: &RingKeys,
+        slots: Vec<Slot>,
+        head: u64,
+        now: Millis,
+        want: usize,
+        due: &mut Vec<(Slot, u64)>,
+    ) -> Result<()> {
+        let mut keys: Vec<String> =
+            slots.iter().flat_map(|s| [s.keys.claim(0), s.keys.seen()]).collect();
+        keys.push(ring.low());
+        let mut found = self.store.get_many(&keys).await?;
+        let low = match found.pop().flatten() {
+            Some(v) => decode(&ring.low(), &v)?,
+            None => 1,
+        };
+        let mut found = found.into_iter();
+        for slot in slots {
+            let (first, seen) = (found.next().flatten(), found.next().flatten());
+            if slot.index < low {
+                continue;
+            }
+            let first = first.map(|v| decode::<Claim>(&slot.keys.claim(0), &v)).transpose()?;
+            match first.and_then(|claim| claim.until()) {
+                Some(until) if until > now => continue,
+                Some(_) => {
+                    if due.len() < want {
+                        due.push((slot, 0));
+                    }
+                    continue;
+                }
+                None => {}
+            }
+            let overdue = match seen {
+                // At the mark with a batch taken since: its consumer is far behind
+                // every other, or the slot was swept already and a racing sweep
+                // moved the mark back onto it. Either way, waiting GRACE would
+                // hold the mark, and every sweep behind it, for nothing: `resolve`
+                // decides it as safely now as later.
+                _ if slot.index == low && head >= low + SCAN_BATCH => true,
+                None => {
+                    self.store.set(&slot.keys.seen(), &encode(&now)).await?;
+                    false
+                }
+                Some(v) => now >= decode::<Millis>(&slot.keys.seen(), &v)?.saturating_add(GRACE),
+            };
+            if overdue && due.len() < want && self.resolve(&slot).await? {
+                due.push((slot, 0));
+            }
+        }
+        Ok(())
     }
 
     /// Sweeps the runs of finished slots from `from` (the mark, just moved past a

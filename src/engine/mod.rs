@@ -108,14 +108,16 @@
 //! that finds the head dry) also scans one batch (32 slots) behind the head, from
 //! the low-water mark or, every other turn, a rotating cursor, reading the `z`
 //! hints with one `get_many`: leases and deferrals whose time has come, and slots
-//! with no state yet. For those it reads claim 0 and the `u` stamp in one more
-//! `get_many`: a live claim 0 means the slot's taker is at work on it (nothing is
+//! with no state yet. For those it reads claim 0, the `u` stamp and the mark
+//! again in one more `get_many` (a slot below the mark was swept meanwhile and
+//! is left alone): a live claim 0 means the slot's taker is at work on it (nothing is
 //! written); one that ended means the taker died or stalled past its lease or
 //! hold, and the slot is due like any ended lease (claim 0 is only written after
 //! the taker's own `increment(s, 2)` found the writer's commit). A slot without
 //! claim 0 is stamped when first seen so, and once no consumer decided it within
-//! `GRACE` (a consumer died between its ticket and its claim) the scan stands in
-//! for it with the same `increment(s, 2)` and claim protocol, and delivers a
+//! `GRACE` (a consumer died between its ticket and its claim; at the mark with a
+//! batch taken since, at once: see the known limits) the scan stands in for it
+//! with the same `increment(s, 2)` and claim protocol, and delivers a
 //! committed-looking slot only `GRACE` after its ticket.
 //! Each won slot: expired by TTL → finish; not visible yet → turn the claim into a
 //! deferral until `visible_at`; else deliver (receive: a lease until now plus the
@@ -148,16 +150,18 @@
 //! Counts (`in_flight` especially) drift if a host dies between a decision and its
 //! count update. A consumer that dies holding a lease-in-progress intent delays
 //! that message by the intent's length. Counters of finished slots can be
-//! re-created (as zeros), and their `u` stamps rewritten, by a very late reader.
+//! re-created (as zeros), and their `u` stamps rewritten, by a very late reader
+//! (after a 20,000-message pop stress on Redis with eight consumers, about a
+//! hundred such keys are left).
 //! The idempotency record lives as long as the queue incarnation.
 //!
-//! The low-water mark is written with `set`: a finish at the mark and a sweep
-//! that read the mark just before it can move the mark back onto slots already
-//! swept. Scans then take the first of them for undecided, stamp it and mark it
-//! dead `GRACE` later; until then finished slots wait behind the mark to be swept
-//! (up to 16,000 at the end of a 20,000-message pop stress on Redis with eight
-//! consumers). Nothing is lost or delivered twice, but the store holds their
-//! bookkeeping until later scans sweep it.
+//! The low-water mark is written with `set`, so two sweeps that read it one
+//! after the other can write it back onto slots already swept. Such a slot looks
+//! undecided; at the mark with a batch taken since, a scan decides it at once
+//! (`resolve`: dead, swept, the mark moves on), leaving its commit counter behind
+//! as every dead slot does. (Waiting `GRACE` for it held the mark, and every sweep
+//! behind it, for five seconds: 16,000 finished slots were left unswept at the
+//! end of a 20,000-message pop stress on Redis with eight consumers.)
 
 mod browse;
 mod claim;

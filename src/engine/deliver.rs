@@ -36,8 +36,9 @@ enum Reached {
 #[derive(Debug, Clone, Copy)]
 enum Want {
     Pop,
+    /// A receive: a lease of `millis` from the call's `now`.
     Lease {
-        until: Millis,
+        millis: Millis,
     },
     /// A receive with a zero visibility timeout (SQS allows it): the message is
     /// delivered and stays visible, so no lease protects it.
@@ -56,8 +57,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         let queue = self.queue(ns, q).await?;
         let vt = opts.visibility_timeout.unwrap_or(queue.meta.config.visibility_timeout);
         QueueConfig::check_visibility(vt)?;
-        let until = self.env.now() + vt * 1000;
-        let want = if vt == 0 { Want::Glance } else { Want::Lease { until } };
+        let want = if vt == 0 { Want::Glance } else { Want::Lease { millis: vt * 1000 } };
         self.consume(&queue, opts.count, opts.partition, want).await
     }
 
@@ -150,7 +150,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         // swept wins against nobody, and must then find nothing to deliver.
         let (until, lease) = match want {
             Want::Pop => (now + POP_HOLD, false),
-            Want::Lease { until } => (until, true),
+            Want::Lease { millis } => (now + millis, true),
             Want::Glance => (now, true),
         };
         let intent = Claim::Live { until, lease };
@@ -306,8 +306,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         delay: u64,
     ) -> Result<Vec<Result<()>>> {
         QueueConfig::check_delay(delay)?;
-        let until = self.env.now() + delay * 1000;
-        self.end_each(ns, q, receipts, End::Change { until, lease: false }).await
+        self.end_each(ns, q, receipts, End::Change { millis: delay * 1000, lease: false }).await
     }
 
     /// Extends leases to `visibility_timeout` seconds from now.
@@ -319,8 +318,8 @@ impl<S: Store, E: Env> Engine<S, E> {
         visibility_timeout: u64,
     ) -> Result<Vec<Result<()>>> {
         QueueConfig::check_visibility(visibility_timeout)?;
-        let until = self.env.now() + visibility_timeout * 1000;
-        self.end_each(ns, q, receipts, End::Change { until, lease: true }).await
+        let millis = visibility_timeout * 1000;
+        self.end_each(ns, q, receipts, End::Change { millis, lease: true }).await
     }
 
     /// Ends (or changes) the lease of each receipt the same way; one outcome each.
@@ -360,7 +359,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             // Hold the message while finishing; if this host dies now, the hold
             // ends and the message is delivered again (at-least-once).
             End::Ack => Claim::Live { until: now + GRACE, lease: false },
-            End::Change { until, lease } => Claim::Live { until, lease },
+            End::Change { millis, lease } => Claim::Live { until: now + millis, lease },
         };
         let Claimed::Won { claims, .. } = self.reclaim(&slot, r.claim, before, intent, now).await?
         else {
@@ -373,7 +372,8 @@ impl<S: Store, E: Env> Engine<S, E> {
                     self.finish(&queue.keys, &slot, &rec, claims, low).await?;
                 }
             }
-            End::Change { until, lease } => {
+            End::Change { millis, lease } => {
+                let until = now + millis;
                 if !lease {
                     self.store.increment(&queue.keys.in_flight(), -1).await?;
                 }
@@ -564,7 +564,11 @@ impl<S: Store, E: Env> Engine<S, E> {
 #[derive(Debug, Clone, Copy)]
 enum End {
     Ack,
-    Change { until: Millis, lease: bool },
+    /// A new intent `millis` from now: a lease (extend) or a deferral (nack).
+    Change {
+        millis: Millis,
+        lease: bool,
+    },
 }
 
 /// The message view of a record.

@@ -5,7 +5,7 @@ use super::claim::Claimed;
 use super::keys::RingKeys;
 use super::queues::Queue;
 use super::ring::GRACE;
-use super::slot::{committed, decode, encode, Claim, Slot, SlotState, HOLDER};
+use super::slot::{committed, decode, decode_low, encode, Claim, Slot, SlotState, HOLDER};
 use super::{Engine, Env, Error, Message, Receipt, ReceiveOptions, Result};
 use crate::model::{MessageRecord, Millis, Name, QueueConfig};
 use crate::store::Store;
@@ -448,9 +448,11 @@ impl<S: Store, E: Env> Engine<S, E> {
     /// taker's claim 0 is live, and the slot is left alone. Past its end the
     /// taker died or stalled (and then drops the message): due now, like any
     /// ended lease or hold. Without claim 0, the slot is stamped when first seen
-    /// so, and `resolve`d in its consumer's stead once that is GRACE ago. The mark
-    /// is read again with them: a slot below it was finished and swept since the
-    /// scan read its state, and stamping it would leave a key nobody deletes.
+    /// so (the stamp is taken back if the slot turns out to be taken: see
+    /// `unstamp_taken`), and `resolve`d in its consumer's stead once that is GRACE
+    /// ago. The mark is read again with them: a slot below it was finished and
+    /// swept since the scan read its state, and stamping it would leave a key
+    /// nobody deletes.
     async fn undecided(
         &self,
         ring: &RingKeys,
@@ -464,11 +466,9 @@ impl<S: Store, E: Env> Engine<S, E> {
             slots.iter().flat_map(|s| [s.keys.claim(0), s.keys.seen()]).collect();
         keys.push(ring.low());
         let mut found = self.store.get_many(&keys).await?;
-        let low = match found.pop().flatten() {
-            Some(v) => decode(&ring.low(), &v)?,
-            None => 1,
-        };
+        let low = decode_low(ring, found.pop().flatten())?;
         let mut found = found.into_iter();
+        let mut stamped = Vec::new();
         for slot in slots {
             let (first, seen) = (found.next().flatten(), found.next().flatten());
             if slot.index < low {
@@ -494,13 +494,40 @@ impl<S: Store, E: Env> Engine<S, E> {
                 _ if slot.index == low && head >= low + SCAN_BATCH => true,
                 None => {
                     self.store.set(&slot.keys.seen(), &encode(&now)).await?;
-                    false
+                    stamped.push(slot);
+                    continue;
                 }
                 Some(v) => now >= decode::<Millis>(&slot.keys.seen(), &v)?.saturating_add(GRACE),
             };
             if overdue && due.len() < want && self.resolve(&slot).await? {
                 due.push((slot, 0));
             }
+        }
+        self.unstamp_taken(ring, &stamped).await
+    }
+
+    /// Takes back the stamps just written on slots that turn out to be taken:
+    /// claim 0 written since (its taker was between its ticket and its claim,
+    /// as the newest slots often are), or below the mark (finished and swept
+    /// meanwhile; a sweep moves the mark before it deletes, so a stamp that
+    /// landed after the delete is seen here). Left there, such a stamp is a
+    /// key nobody deletes.
+    async fn unstamp_taken(&self, ring: &RingKeys, stamped: &[Slot]) -> Result<()> {
+        if stamped.is_empty() {
+            return Ok(());
+        }
+        let mut keys: Vec<String> = stamped.iter().map(|s| s.keys.claim(0)).collect();
+        keys.push(ring.low());
+        let mut found = self.store.get_many(&keys).await?;
+        let low = decode_low(ring, found.pop().flatten())?;
+        let taken: Vec<String> = stamped
+            .iter()
+            .zip(found)
+            .filter(|(slot, first)| slot.index < low || first.is_some())
+            .map(|(slot, _)| slot.keys.seen())
+            .collect();
+        if !taken.is_empty() {
+            self.store.delete_many(&taken).await?;
         }
         Ok(())
     }

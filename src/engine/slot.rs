@@ -259,11 +259,7 @@ impl<S: Store, E: Env> Engine<S, E> {
 
     /// The partition's low-water mark: every slot below it is finished.
     pub(crate) async fn low(&self, ring: &RingKeys) -> Result<u64> {
-        let key = ring.low();
-        match self.store.get(&key).await? {
-            None => Ok(1),
-            Some(v) => decode(&key, &v),
-        }
+        decode_low(ring, self.store.get(&ring.low()).await?)
     }
 
     /// Deletes the bookkeeping of `done`, a run of finished (`Done` or `Dead`)
@@ -282,6 +278,14 @@ impl<S: Store, E: Env> Engine<S, E> {
         let dead: Vec<String> =
             done.iter().flat_map(|&(i, state)| bookkeeping(&ring.slot(i), state)).collect();
         Ok(self.store.delete_many(&dead).await?)
+    }
+}
+
+/// The low-water mark from the value read under `ring.low()` (1 before any sweep).
+pub(crate) fn decode_low(ring: &RingKeys, raw: Option<Vec<u8>>) -> Result<u64> {
+    match raw {
+        None => Ok(1),
+        Some(v) => decode(&ring.low(), &v),
     }
 }
 

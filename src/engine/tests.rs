@@ -2,9 +2,10 @@
 
 use super::*;
 use crate::model::{Name, QueueConfig};
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, StoreResult};
 use bytes::Bytes;
 use futures::executor::block_on;
+use std::future::Future;
 
 const T0: u64 = 1_800_000_000_000;
 
@@ -556,4 +557,82 @@ fn a_mark_moved_back_onto_swept_slots_catches_up_without_waiting_grace() {
     // Empty pops scan at the mark: the clock has not moved, yet the mark is past
     // the head again.
     assert_eq!(block_on(e.low(&ring)).unwrap(), 81);
+}
+
+/// A memory store that runs a hook once, just before the first write to one
+/// key: to land another host's calls between two calls of the engine's own.
+#[derive(Default)]
+struct BeforeWrite {
+    inner: MemoryStore,
+    hook: std::sync::Mutex<Option<(String, Hook)>>,
+}
+
+type Hook = Box<dyn FnOnce(&MemoryStore) + Send>;
+
+impl BeforeWrite {
+    fn before(&self, key: String, hook: impl FnOnce(&MemoryStore) + Send + 'static) {
+        *self.hook.lock().unwrap() = Some((key, Box::new(hook)));
+    }
+}
+
+impl Store for BeforeWrite {
+    fn get(&self, key: &str) -> impl Future<Output = StoreResult<Option<Vec<u8>>>> + Send {
+        self.inner.get(key)
+    }
+    fn get_many(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = StoreResult<Vec<Option<Vec<u8>>>>> + Send {
+        self.inner.get_many(keys)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> impl Future<Output = StoreResult<()>> + Send {
+        let mut hook = self.hook.lock().unwrap();
+        if hook.as_ref().is_some_and(|(k, _)| k == key) {
+            let (_, run) = hook.take().unwrap();
+            run(&self.inner);
+        }
+        self.inner.set(key, value)
+    }
+    fn delete(&self, key: &str) -> impl Future<Output = StoreResult<()>> + Send {
+        self.inner.delete(key)
+    }
+    fn delete_many(&self, keys: &[String]) -> impl Future<Output = StoreResult<()>> + Send {
+        self.inner.delete_many(keys)
+    }
+    fn increment(&self, key: &str, delta: i64) -> impl Future<Output = StoreResult<i64>> + Send {
+        self.inner.increment(key, delta)
+    }
+}
+
+#[test]
+fn a_stamp_that_lands_after_its_slot_was_claimed_or_swept_is_taken_back() {
+    use super::slot::{encode, Claim};
+    use futures::FutureExt;
+    for swept in [false, true] {
+        let e = Engine::new(BeforeWrite::default(), ManualEnv::new(T0, 7));
+        let (ns, q) = (n("ns"), n("q"));
+        block_on(e.put_queue(&ns, &q, QueueConfig::default())).unwrap();
+        block_on(e.send(&ns, &q, vec![msg("a")])).unwrap();
+        let ring = block_on(e.queue(&ns, &q)).unwrap().keys.ring(0);
+        // A consumer took slot 1 and has not claimed it yet; the head is dry, so
+        // a pop scans and finds the slot undecided. Before its stamp lands, the
+        // taker claims the slot — or finishes it at the mark: the mark moves,
+        // then the slot's keys go.
+        let slot = block_on(e.take(&ring, T0)).unwrap().unwrap();
+        let (claim, record, low) = (slot.keys.claim(0), slot.keys.record(), ring.low());
+        e.store.before(slot.keys.seen(), move |s| {
+            let done = if swept {
+                s.set(&low, &encode(&2u64))
+                    .now_or_never()
+                    .and_then(|_| s.delete(&record).now_or_never())
+            } else {
+                let hold = Claim::Live { until: T0 + 30_000, lease: false };
+                s.set(&claim, &encode(&hold)).now_or_never()
+            };
+            done.unwrap().unwrap();
+        });
+        assert!(block_on(e.pop(&ns, &q, 1)).unwrap().is_empty());
+        let stamp = block_on(e.store.get(&slot.keys.seen())).unwrap();
+        assert_eq!(stamp, None, "swept: {swept}");
+    }
 }

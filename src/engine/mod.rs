@@ -102,7 +102,7 @@
 //! Acking a message that is gone succeeds. Delete by id takes a new claim,
 //! `Override { until }`, that ignores older leases.
 //!
-//! # Pop, receive, redelivery (`deliver.rs`)
+//! # Pop, receive, redelivery (`deliver.rs`; the scan behind the head: `scan.rs`)
 //!
 //! Pop and receive take fresh slots from the head; one call in eight (and any call
 //! that finds the head dry) also scans one batch (32 slots) behind the head, from
@@ -178,6 +178,7 @@ mod keys;
 mod manual;
 mod queues;
 mod ring;
+mod scan;
 mod send;
 mod slot;
 mod types;

@@ -47,15 +47,17 @@
 //! hands the writer slot `i` alone; it writes its chunks and `m`, then
 //! `r = increment(s, 1)`. `r == 1`: nobody reached the slot before the commit;
 //! the message is committed and the send answers 2xx. Otherwise a consumer gave
-//! the slot up first (it added 2): the writer adds `2^32` (so third parties never
-//! read the slot as committed), deletes what it wrote and pushes again on a new
-//! ticket — but only while it is still within `WRITER_DEADLINE` of its old
-//! ticket, because until it marked the slot a third party could read `3` as
-//! "committed, then taken" (increments commute); scans therefore never deliver
-//! such a slot before `GRACE` after its ticket time (kept in the record), by
-//! which time a live writer either marked it or gave up without retrying. A
-//! writer past `WRITER_DEADLINE` before committing gives the slot up without
-//! ever committing, so it never commits into a slot consumers stopped waiting
+//! the slot up first (it added 2, and decided the slot dead): the writer deletes
+//! what it wrote and the commit counter with it (so third parties never read the
+//! slot as committed, and the counter, which had to outlive the dead slot until
+//! its writer came, goes) and pushes again on a new ticket — but only while it
+//! is still within `WRITER_DEADLINE` of its old ticket, because until it deleted
+//! the counter a third party could read `3` as "committed, then taken"
+//! (increments commute); scans therefore never deliver such a slot before
+//! `GRACE` after its ticket time (kept in the record), by which time a live
+//! writer either deleted it or gave up without retrying. A writer past
+//! `WRITER_DEADLINE` before committing gives the slot up without ever committing
+//! (it adds `2^32`), so it never commits into a slot consumers stopped waiting
 //! for. A writer that dies before its increment never answered 2xx: nothing
 //! acknowledged is lost.
 //!
@@ -156,15 +158,15 @@
 //! that message by the intent's length. Counters of finished slots can be
 //! re-created (as zeros), and their `u` stamps rewritten, by a very late reader
 //! (after a 20,000-message pop stress on Redis with eight consumers,
-//! `benches/leftovers.sh`, 5 to 8 stamps are left, besides the commit counters of
-//! the 15 to 23 slots given up, which are kept on purpose).
+//! `benches/leftovers.sh`, 2 to 8 stamps are left).
 //! The idempotency record lives as long as the queue incarnation.
 //!
 //! The low-water mark is written with `set`, so two sweeps that read it one
 //! after the other can write it back onto slots already swept. Such a slot looks
 //! undecided; at the mark with a batch taken since, a scan decides it at once
-//! (`resolve`: dead, swept, the mark moves on), leaving its commit counter behind
-//! as every dead slot does. (Waiting `GRACE` for it held the mark, and every sweep
+//! (`resolve`: dead, swept, the mark moves on), leaving its commit counter behind:
+//! the decision re-creates it, and no writer comes to delete it (15 to 24 such
+//! counters, in runs of consecutive slots, after the stress above). (Waiting `GRACE` for it held the mark, and every sweep
 //! behind it, for five seconds: 16,000 finished slots were left unswept at the
 //! end of a 20,000-message pop stress on Redis with eight consumers.)
 

@@ -52,11 +52,13 @@ impl<S: Store, E: Env> Engine<S, E> {
                 if r == WRITER_COMMIT {
                     return Ok(rec.id);
                 }
-                // A consumer reached the slot first and gave it up. Say so, so no
-                // one mistakes it for committed, and clean up.
-                self.store.increment(&slot.keys.commit(), WRITER_LOST).await?;
+                // A consumer reached the slot first and gave it up. Clean up, the
+                // commit counter too: no one mistakes the slot for committed then
+                // (a missing counter reads 0), and the counter, which had to
+                // outlive the slot until we came, goes with it.
+                written.push(slot.keys.commit());
                 self.store.delete_many(&written).await?;
-                // Until we marked it, the slot looked committed to third parties.
+                // Until we deleted it, the slot looked committed to third parties.
                 // Scans leave such a slot alone until GRACE after its ticket, so
                 // retrying is safe only while we are inside our deadline.
                 if self.env.now() > deadline {

@@ -210,9 +210,9 @@ impl<S: Store, E: Env> Engine<S, E> {
             s = self.store.increment(&slot.keys.commit(), HOLDER).await?;
         }
         if committed(s) {
-            // A writer that lost the slot looks committed until it marks it; it
-            // marks before its deadline or never retries, so wait out GRACE after
-            // its ticket before delivering.
+            // A writer that lost the slot looks committed until it deletes the
+            // counter with its record; it does so before its deadline or never
+            // retries, so wait out GRACE after its ticket before delivering.
             return match self.read_record_only(slot).await? {
                 Some(rec) => Ok(self.env.now() >= rec.enqueued_at.saturating_add(GRACE)),
                 None => {

@@ -15,13 +15,13 @@ pub(crate) const CHUNK: usize = 1 << 20;
 pub(crate) const WRITER_COMMIT: i64 = 1;
 /// Added by the first consumer (or a scan standing in for it) that reaches a slot.
 pub(crate) const HOLDER: i64 = 2;
-/// Added by a writer that lost its slot or gave it up.
+/// Added by a writer that gave its slot up, past its deadline, without committing.
 pub(crate) const WRITER_LOST: i64 = 1 << 32;
 
 /// Whether a commit counter value means the message was committed, as far as a
 /// third party can tell. The one misread — a writer that lost the race and died
-/// before marking it — is a message that was never acknowledged; delivering it
-/// once is harmless.
+/// before deleting the counter with its record — is a message that was never
+/// acknowledged; delivering it once is harmless.
 pub(crate) fn committed(s: i64) -> bool {
     s & 1 == 1 && s < WRITER_LOST
 }
@@ -59,7 +59,8 @@ pub(crate) enum SlotState {
     Done { claims: u64 },
     /// Given up before its writer committed: never held a message. Its commit
     /// counter must outlive it, since the writer (perhaps not even holding its
-    /// ticket yet) may still increment it and must then read "lost", not 1.
+    /// ticket yet) may still increment it and must then read "lost", not 1; the
+    /// writer deletes it then.
     Dead,
 }
 
@@ -291,7 +292,7 @@ pub(crate) fn decode_low(ring: &RingKeys, raw: Option<Vec<u8>>) -> Result<u64> {
 
 /// The keys of a finished slot besides its record: all of them for a `Done`
 /// slot; only the state and stamp of a `Dead` one, whose commit counter must
-/// outlive it.
+/// outlive it (until its writer comes).
 fn bookkeeping(k: &SlotKeys, state: SlotState) -> Vec<String> {
     let mut keys = vec![k.state(), k.seen()];
     if let SlotState::Done { claims } = state {

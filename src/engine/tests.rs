@@ -500,6 +500,14 @@ fn a_stale_backlog_hint_costs_a_writer_one_retry_and_loses_nothing() {
     assert_eq!(pop(&hinted, 1), [Bytes::from("after")]);
     let stats = block_on(hinted.get_queue(&ns, &q)).unwrap().stats.unwrap();
     assert_eq!(stats.messages, 0);
+    // The given-up slot's commit counter outlived the slot until its writer came;
+    // the writer took it away with what it wrote.
+    let given_up = slot::Slot::new(&block_on(hinted.queue(&ns, &q)).unwrap().keys.ring(0), 3001);
+    let commit = given_up.keys.commit();
+    let slot_prefix = commit.trim_end_matches('s');
+    let left: Vec<String> =
+        store.keys().into_iter().filter(|k| k.starts_with(slot_prefix)).collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

@@ -145,6 +145,10 @@ impl From<engine::Error> for ApiError {
             E::Contention(_) => (StatusCode::SERVICE_UNAVAILABLE, "contention", true),
             E::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", true),
             E::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "corrupt_data", false),
+            // A host of another version may serve it: no Retry-After for this one.
+            E::ProtocolMismatch { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "protocol_mismatch", false)
+            }
         };
         let mut err = Self::new(status, code, e.to_string());
         err.retry = retry;
@@ -186,6 +190,7 @@ mod tests {
             (E::Contention("q".into()), 503, "contention"),
             (E::Store(StoreError("down".into())), 503, "store_unavailable"),
             (E::Corrupt("k".into()), 500, "corrupt_data"),
+            (E::ProtocolMismatch { queue: "q".into(), found: 2 }, 503, "protocol_mismatch"),
         ];
         for (e, status, code) in cases {
             let msg = e.to_string();

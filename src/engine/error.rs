@@ -73,6 +73,18 @@ pub enum Error {
     /// A stored value could not be read back.
     #[error("corrupt stored value at {0}")]
     Corrupt(String),
+    /// The queue is kept with a protocol this host does not speak (a host of
+    /// another edgeq version shares the store).
+    #[error(
+        "queue {queue} is kept with edgeq protocol {found}; this host speaks protocol {}",
+        super::queues::PROTOCOL
+    )]
+    ProtocolMismatch {
+        /// The queue.
+        queue: String,
+        /// Its protocol.
+        found: u32,
+    },
 }
 
 /// Result of an engine operation.

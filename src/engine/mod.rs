@@ -143,6 +143,19 @@
 //! the mark keeps the mark there, so scans visit the slots behind it in rotation:
 //! their cost per call is bounded (one batch), not their latency.
 //!
+//! # Protocol version
+//!
+//! A queue's metadata records the protocol its messages are kept with
+//! (`PROTOCOL` in `queues.rs`; metadata without it was written by protocol 1). A
+//! host refuses every operation on a queue of another protocol
+//! (`ProtocolMismatch`, 503) and writes nothing to it, so hosts of two edgeq
+//! versions can share a store during a rolling upgrade without misreading each
+//! other's keys. A change to the keys or steps above that hosts of the old
+//! version would misread raises `PROTOCOL`; one they read correctly does not (a
+//! writer deleting a given-up slot's commit counter rather than marking it is
+//! read by older hosts as the counter of a slot nobody reached, which they
+//! decide dead, as they should).
+//!
 //! # Costs
 //!
 //! Send: 6 store calls plus one per 1 MiB chunk. Pop of one message: about 12,

@@ -28,6 +28,11 @@ use std::sync::Arc;
 /// Most list entries one listing call reads before returning a cursor.
 const LIST_SCAN: u64 = 1000;
 
+/// The version of the protocol (the keys and the steps in the module docs of
+/// [`super`]) this engine keeps a queue's messages with. A change that hosts of
+/// the old version would misread raises it.
+pub(crate) const PROTOCOL: u32 = 1;
+
 /// The stored metadata of a queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct QueueMeta {
@@ -35,9 +40,27 @@ pub(crate) struct QueueMeta {
     pub index: u64,
     pub created_at: Millis,
     pub config: QueueConfig,
+    /// The protocol the queue's messages are kept with (absent: written before
+    /// the field existed, by protocol 1).
+    #[serde(default = "first_protocol")]
+    pub protocol: u32,
     /// Tombstone of a deleted queue.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+}
+
+fn first_protocol() -> u32 {
+    1
+}
+
+impl QueueMeta {
+    /// Refuses a queue kept with another protocol than this engine's.
+    fn check_protocol(&self, q: &Name) -> Result<()> {
+        match self.protocol {
+            PROTOCOL => Ok(()),
+            found => Err(Error::ProtocolMismatch { queue: q.to_string(), found }),
+        }
+    }
 }
 
 /// A live queue resolved from its name.
@@ -69,6 +92,7 @@ impl<S: Store, E: Env> Engine<S, E> {
     pub(crate) async fn queue(&self, ns: &Name, q: &Name) -> Result<Queue> {
         match self.read_meta(ns, q).await? {
             Some(meta) if !meta.deleted => {
+                meta.check_protocol(q)?;
                 let inc = self.store.increment(&keys::incarnation(ns, q), 0).await?.max(0) as u64;
                 let keys = QueueKeys::new(ns, q, inc);
                 Ok(Queue { ns: ns.clone(), name: q.clone(), meta, inc, keys })
@@ -87,6 +111,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         self.check_config(ns, q, &config).await?;
         let meta = match self.read_meta(ns, q).await? {
             Some(old) if !old.deleted => {
+                old.check_protocol(q)?;
                 if config.partitions < old.config.partitions {
                     return Err(Error::PartitionsShrink {
                         from: old.config.partitions,
@@ -140,7 +165,13 @@ impl<S: Store, E: Env> Engine<S, E> {
     async fn create(&self, ns: &Name, q: &Name, config: QueueConfig) -> Result<QueueMeta> {
         let index = self.store.increment(&keys::list_len(ns), 1).await? as u64;
         self.store.set(&keys::list_entry(ns, index), q.as_str().as_bytes()).await?;
-        let meta = QueueMeta { index, created_at: self.env.now(), config, deleted: false };
+        let meta = QueueMeta {
+            index,
+            created_at: self.env.now(),
+            config,
+            protocol: PROTOCOL,
+            deleted: false,
+        };
         self.write_meta(ns, q, &meta).await?;
         Ok(meta)
     }

@@ -644,3 +644,36 @@ fn a_stamp_that_lands_after_its_slot_was_claimed_or_swept_is_taken_back() {
         assert_eq!(stamp, None, "swept: {swept}");
     }
 }
+
+#[test]
+fn a_queue_kept_with_another_protocol_is_refused_and_left_alone() {
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    send(&e, "q", "a");
+    let key = keys::queue_meta(&n("ns"), &n("q"));
+    let stored = block_on(e.store.get(&key)).unwrap().unwrap();
+    let mut meta: serde_json::Value = serde_json::from_slice(&stored).unwrap();
+    assert_eq!(meta["protocol"], 1);
+    // Written before the field existed: protocol 1, served as ever.
+    meta.as_object_mut().unwrap().remove("protocol");
+    block_on(e.store.set(&key, &serde_json::to_vec(&meta).unwrap())).unwrap();
+    assert_eq!(block_on(e.get_queue(&n("ns"), &n("q"))).unwrap().stats.unwrap().messages, 1);
+    // A host of a later version keeps it with protocol 2: every operation refuses
+    // it, and neither the metadata nor the message changes.
+    meta["protocol"] = 2.into();
+    let newer = serde_json::to_vec(&meta).unwrap();
+    block_on(e.store.set(&key, &newer)).unwrap();
+    let refused = |r: Result<()>| {
+        assert!(matches!(r, Err(Error::ProtocolMismatch { found: 2, .. })), "{r:?}");
+    };
+    refused(block_on(e.pop(&n("ns"), &n("q"), 1)).map(drop));
+    refused(block_on(e.send(&n("ns"), &n("q"), vec![msg("b")])).map(drop));
+    refused(block_on(e.get_queue(&n("ns"), &n("q"))).map(drop));
+    refused(block_on(e.put_queue(&n("ns"), &n("q"), QueueConfig::default())).map(drop));
+    refused(block_on(e.purge_queue(&n("ns"), &n("q"))).map(drop));
+    refused(block_on(e.delete_queue(&n("ns"), &n("q"), false)).map(drop));
+    assert_eq!(block_on(e.store.get(&key)).unwrap().unwrap(), newer);
+    meta["protocol"] = 1.into();
+    block_on(e.store.set(&key, &serde_json::to_vec(&meta).unwrap())).unwrap();
+    assert_eq!(pop_bodies(&e, "q", 1), ["a"]);
+}

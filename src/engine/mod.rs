@@ -179,9 +179,10 @@
 //! undecided; at the mark with a batch taken since, a scan decides it at once
 //! (`resolve`: dead, swept, the mark moves on), leaving its commit counter behind:
 //! the decision re-creates it, and no writer comes to delete it (15 to 24 such
-//! counters, in runs of consecutive slots, after the stress above). (Waiting `GRACE` for it held the mark, and every sweep
-//! behind it, for five seconds: 16,000 finished slots were left unswept at the
-//! end of a 20,000-message pop stress on Redis with eight consumers.)
+//! counters, in runs of consecutive slots, after the stress above). (Waiting
+//! `GRACE` for it held the mark, and every sweep behind it, for five seconds:
+//! 16,000 finished slots were left unswept at the end of a 20,000-message pop
+//! stress on Redis with eight consumers.)
 
 mod browse;
 mod claim;

@@ -203,7 +203,7 @@ impl<S: Store, E: Env> Engine<S, E> {
     /// Decides a slot behind the head that no consumer decided within the grace
     /// period: stands in for the vanished consumer. Returns whether the slot holds
     /// a committed message ready to be claimed like any other (`false` also while
-    /// its writer may still be marking it lost).
+    /// its writer, having lost it, may still be deleting it).
     async fn resolve(&self, slot: &Slot) -> Result<bool> {
         let mut s = self.store.increment(&slot.keys.commit(), 0).await?;
         if s == 0 {

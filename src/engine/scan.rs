@@ -100,11 +100,8 @@ impl<S: Store, E: Env> Engine<S, E> {
         want: usize,
         due: &mut Vec<(Slot, u64)>,
     ) -> Result<()> {
-        let mut keys: Vec<String> =
-            slots.iter().flat_map(|s| [s.keys.claim(0), s.keys.seen()]).collect();
-        keys.push(ring.low());
-        let mut found = self.store.get_many(&keys).await?;
-        let low = decode_low(ring, found.pop().flatten())?;
+        let keys = slots.iter().flat_map(|s| [s.keys.claim(0), s.keys.seen()]).collect();
+        let (found, low) = self.get_many_and_low(ring, keys).await?;
         let mut found = found.into_iter();
         let mut stamped = Vec::new();
         for slot in slots {
@@ -154,10 +151,8 @@ impl<S: Store, E: Env> Engine<S, E> {
         if stamped.is_empty() {
             return Ok(());
         }
-        let mut keys: Vec<String> = stamped.iter().map(|s| s.keys.claim(0)).collect();
-        keys.push(ring.low());
-        let mut found = self.store.get_many(&keys).await?;
-        let low = decode_low(ring, found.pop().flatten())?;
+        let keys = stamped.iter().map(|s| s.keys.claim(0)).collect();
+        let (found, low) = self.get_many_and_low(ring, keys).await?;
         let taken: Vec<String> = stamped
             .iter()
             .zip(found)
@@ -168,6 +163,18 @@ impl<S: Store, E: Env> Engine<S, E> {
             self.store.delete_many(&taken).await?;
         }
         Ok(())
+    }
+
+    /// The values under `keys` and, read in the same call, the low-water mark.
+    async fn get_many_and_low(
+        &self,
+        ring: &RingKeys,
+        mut keys: Vec<String>,
+    ) -> Result<(Vec<Option<Vec<u8>>>, u64)> {
+        keys.push(ring.low());
+        let mut found = self.store.get_many(&keys).await?;
+        let low = decode_low(ring, found.pop().flatten())?;
+        Ok((found, low))
     }
 
     /// Sweeps the runs of finished slots from `from` (the mark, just moved past a

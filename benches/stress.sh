@@ -6,10 +6,14 @@
 #   P=4 C=4 N=10000 MODE=receive bash benches/stress.sh
 #   SETUPS="memory redis2" bash benches/stress.sh
 #   NO_BUILD=1 bash benches/stress.sh            # use the release binaries already built
+#   N=20000 SETUPS=redis LEFTOVERS=1 bash benches/stress.sh
+#                                                # and count the keys left in Redis
 #
 # Servers are `edgeq serve --listen 127.0.0.1:0` child processes (the port comes from
 # the startup log line), Redis a private `redis-server` on a free port with nothing
-# persisted; everything is stopped on exit. Exits non-zero if any row lost or
+# persisted; everything is stopped on exit. With LEFTOVERS=1, a Redis setup in pop
+# mode also prints what the run left in Redis: the queue is empty by then, so all
+# but the ring's and the queue's own counters is bookkeeping nobody deleted. Exits non-zero if any row lost or
 # duplicated a message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,7 +47,7 @@ serve() {
     die "edgeq did not start: $(cat "$log")"
 }
 
-# redis: starts a private redis-server, sets redis_url.
+# redis: starts a private redis-server, sets redis_port and redis_url.
 redis() {
     local port
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -51,10 +55,24 @@ redis() {
         --logfile "$work/redis-$port.log" &
     pids+=($!)
     for _ in $(seq 100); do
-        redis-cli -p "$port" ping >/dev/null 2>&1 && { redis_url=redis://127.0.0.1:$port; return; }
+        redis-cli -p "$port" ping >/dev/null 2>&1 && {
+            redis_port=$port redis_url=redis://127.0.0.1:$port
+            return
+        }
         sleep 0.1
     done
     die "redis-server did not start"
+}
+
+# leftovers: the keys the run left in the Redis on redis_port.
+leftovers() {
+    local keys=$work/keys key
+    redis-cli -p "$redis_port" --scan >"$keys"
+    count() { grep -c "$1" "$keys" || true; }
+    echo "keys left: $(wc -l <"$keys"); \`u\` stamps: $(count '/[0-9]*/u$'); commit counters: $(count '/[0-9]*/s$'); records: $(count '/[0-9]*/m$')"
+    for key in $(grep -E '/[0-9]+/(t|h|lo)$' "$keys"); do
+        echo "$key = $(redis-cli -p "$redis_port" get "$key")"
+    done
 }
 
 echo "edgeq stress, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average $(cut -d' ' -f1 /proc/loadavg)"
@@ -73,6 +91,9 @@ for setup in $SETUPS; do
     [ "$setup" = redis2 ] && label="2 servers, 1 redis"
     "$stress" "${urls[@]}" -p "$P" -c "$C" -n "$N" --mode "$MODE" --label "$label" $header || status=1
     header=
+    if [ -n "${LEFTOVERS:-}" ] && [ "$MODE" = pop ] && [ "${setup#redis}" != "$setup" ]; then
+        leftovers
+    fi
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     pids=()

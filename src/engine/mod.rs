@@ -171,7 +171,7 @@
 //! that message by the intent's length. Counters of finished slots can be
 //! re-created (as zeros), and their `u` stamps rewritten, by a very late reader
 //! (after a 20,000-message pop stress on Redis with eight consumers,
-//! `benches/leftovers.sh`, 2 to 8 stamps are left).
+//! `LEFTOVERS=1` in `benches/stress.sh`, 2 to 8 stamps are left).
 //! The idempotency record lives as long as the queue incarnation.
 //!
 //! The low-water mark is written with `set`, so two sweeps that read it one

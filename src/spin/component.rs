@@ -93,7 +93,7 @@ async fn answer(req: IncomingRequest, method: Method) -> http::Response<Bytes> {
         return Api::<SpinStore, SpinEnv>::payload_too_large(limit);
     }
     let body = if has_body(&parts, declared) {
-        match read_body(req, limit) {
+        match read_body(req, limit, declared) {
             Ok(Some(body)) => body,
             Ok(None) => return Api::<SpinStore, SpinEnv>::payload_too_large(limit),
             Err(message) => return error(400, "bad_request", &message),
@@ -132,7 +132,13 @@ fn has_body(parts: &http::request::Parts, declared: Option<u64>) -> bool {
 
 /// The body of `req`, or `None` as soon as it is over `limit` bytes (the rest is
 /// never read). The handler has nothing else to do meanwhile, so it blocks.
-fn read_body(req: IncomingRequest, limit: usize) -> Result<Option<Bytes>, String> {
+/// Once a declared `content-length` has arrived the body is whole: it is not
+/// read again just to be told so.
+fn read_body(
+    req: IncomingRequest,
+    limit: usize,
+    declared: Option<u64>,
+) -> Result<Option<Bytes>, String> {
     let taken = |()| "the request body was already taken".to_owned();
     // Dropped in reverse order: the stream before the body it belongs to.
     let incoming = req.consume().map_err(taken)?;
@@ -143,9 +149,13 @@ fn read_body(req: IncomingRequest, limit: usize) -> Result<Option<Bytes>, String
         let room = (limit + 1 - body.len()) as u64;
         match stream.blocking_read(room.min(READ_SIZE)) {
             Ok(chunk) if body.len() + chunk.len() > limit => return Ok(None),
+            Ok(chunk) if body.is_empty() => body = chunk,
             Ok(chunk) => body.extend_from_slice(&chunk),
             Err(StreamError::Closed) => return Ok(Some(Bytes::from(body))),
             Err(e) => return Err(format!("reading the request body: {e:?}")),
+        }
+        if declared == Some(body.len() as u64) {
+            return Ok(Some(Bytes::from(body)));
         }
     }
 }
@@ -155,20 +165,38 @@ const READ_SIZE: u64 = 64 << 10;
 
 /// Sends `response` through `out`: the headers in one host call, the body in
 /// as few as it fits.
+///
+/// A body that fits one `blocking-write-and-flush` is written and finished
+/// *before* the response is handed over: the host then gets headers, body and
+/// end in one piece and wakes its connection task once, instead of once for the
+/// headers and again for the body and for its end. A larger body is streamed
+/// after the hand-over, when the host drains what it buffers.
 fn send(out: ResponseOutparam, response: http::Response<Bytes>) {
     let (parts, body) = response.into_parts();
     let outgoing = OutgoingResponse::new(fields(&parts.headers));
     // `http::StatusCode` is always in 100..=999, which wasi:http accepts.
     let _ = outgoing.set_status_code(parts.status.as_u16());
     let Ok(sink) = outgoing.body() else { return };
-    out.set(outgoing);
-    if !body.is_empty() {
-        if let Ok(stream) = sink.write() {
-            // An error here means the client went away: there is no one left to tell.
-            let _ = write_all(&stream, &body);
-        }
+    if body.len() <= WRITE_AND_FLUSH_MAX {
+        write_body(&sink, &body);
+        let _ = OutgoingBody::finish(sink, None);
+        out.set(outgoing);
+    } else {
+        out.set(outgoing);
+        write_body(&sink, &body);
+        let _ = OutgoingBody::finish(sink, None);
     }
-    let _ = OutgoingBody::finish(sink, None);
+}
+
+/// Writes `body` to `sink`'s stream (and drops the stream, as `finish` requires).
+fn write_body(sink: &OutgoingBody, body: &[u8]) {
+    if body.is_empty() {
+        return;
+    }
+    if let Ok(stream) = sink.write() {
+        // An error here means the client went away: there is no one left to tell.
+        let _ = write_all(&stream, body);
+    }
 }
 
 /// `headers` as wasi:http fields, in one call when the host takes them all.

@@ -24,7 +24,7 @@
 use edgeq::store::Store as _;
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{hash_map, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -445,11 +445,18 @@ impl WasiHttpHooks for NoOutbound {
 /// so every call (each batch included) is atomic with respect to all others.
 /// Counters are kept as `i64`; reading one with `get` gives its 8-byte
 /// little-endian encoding, as on Spin's SQLite backend.
+///
+/// The map is a hash map (foldhash), updated in place: a queue under load holds
+/// hundreds of thousands of keys that share long prefixes, where an ordered map
+/// compares strings all the way down. Only `list-keys`, which edgeq never calls,
+/// wants order, and sorts.
 #[derive(Debug, Default)]
 pub struct MemoryKv {
-    entries: Mutex<BTreeMap<String, Entry>>,
+    entries: Mutex<Map>,
     trap_next: AtomicUsize,
 }
+
+type Map = HashMap<String, Entry, foldhash::fast::RandomState>;
 
 #[derive(Debug, Clone)]
 enum Entry {
@@ -479,7 +486,9 @@ impl MemoryKv {
 
     /// Every key, in order (for tests that check for leftovers).
     pub fn keys(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
+        let mut keys: Vec<String> = self.lock().keys().cloned().collect();
+        keys.sort_unstable();
+        keys
     }
 
     /// The bytes under `key` (counters in 8-byte little endian).
@@ -487,7 +496,7 @@ impl MemoryKv {
         self.lock().get(key).map(Entry::bytes)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Map> {
         // A panic while holding the lock cannot leave the map half-written: every
         // critical section is a single map operation.
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
@@ -504,24 +513,28 @@ impl MemoryKv {
         Ok(())
     }
 
-    fn increment(&self, key: &str, delta: i64) -> Result<i64, store::Error> {
+    fn increment(&self, key: String, delta: i64) -> Result<i64, store::Error> {
         let mut entries = self.lock();
-        let current = match entries.get(key) {
-            None => 0,
-            Some(Entry::Counter(n)) => *n,
-            Some(Entry::Bytes(b)) => match <[u8; 8]>::try_from(b.as_slice()) {
-                Ok(le) => i64::from_le_bytes(le),
-                Err(_) => {
-                    return Err(store::Error::Other(format!(
-                        "increment: key {key:?} holds a non-counter value"
-                    )))
-                }
+        let entry = entries.entry(key);
+        let current = match &entry {
+            hash_map::Entry::Vacant(_) => 0,
+            hash_map::Entry::Occupied(e) => match e.get() {
+                Entry::Counter(n) => *n,
+                Entry::Bytes(b) => match <[u8; 8]>::try_from(b.as_slice()) {
+                    Ok(le) => i64::from_le_bytes(le),
+                    Err(_) => {
+                        return Err(store::Error::Other(format!(
+                            "increment: key {:?} holds a non-counter value",
+                            e.key()
+                        )))
+                    }
+                },
             },
         };
-        let next = current
-            .checked_add(delta)
-            .ok_or_else(|| store::Error::Other(format!("increment: key {key:?} overflows")))?;
-        entries.insert(key.to_owned(), Entry::Counter(next));
+        let Some(next) = current.checked_add(delta) else {
+            return Err(store::Error::Other(format!("increment: key {:?} overflows", entry.key())));
+        };
+        *entry.or_insert(Entry::Counter(next)) = Entry::Counter(next);
         Ok(next)
     }
 }
@@ -602,14 +615,11 @@ impl store::HostBucket for HostState {
             return Ok(Err(unsupported("list-keys")));
         }
         const PAGE: usize = 1000;
-        let entries = self.kv.lock();
         let after = cursor.unwrap_or_default();
-        let keys: Vec<String> = entries
-            .range::<String, _>((std::ops::Bound::Excluded(&after), std::ops::Bound::Unbounded))
-            .map(|(k, _)| k.clone())
-            .take(PAGE + 1)
-            .collect();
-        let mut keys = keys;
+        let mut keys: Vec<String> =
+            self.kv.lock().keys().filter(|k| **k > after).cloned().collect();
+        keys.sort_unstable();
+        keys.truncate(PAGE + 1);
         let cursor = if keys.len() > PAGE {
             keys.truncate(PAGE);
             keys.last().cloned()
@@ -631,7 +641,7 @@ impl atomics::Host for HostState {
         if let Some(redis) = &self.redis {
             return Ok(redis.increment(&key, delta).await.map_err(redis_error));
         }
-        Ok(self.kv.increment(&key, delta))
+        Ok(self.kv.increment(key, delta))
     }
 
     async fn swap(

@@ -202,7 +202,7 @@ impl RedbStore {
         txn.commit().map_err(|e| fail("commit", e))?;
 
         let state = State {
-            active: Layer::new(),
+            active: Layer::default(),
             active_bytes: 0,
             persisting: None,
             generation: 0,

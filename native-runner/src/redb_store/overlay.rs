@@ -71,7 +71,10 @@ pub(super) struct Slot {
     pub(super) before: Before,
 }
 
-pub(super) type Layer = HashMap<String, Slot>;
+/// Keys are hashed with foldhash: every store call looks a key up in one or two
+/// layers, and SipHash over the engine's long keys was a visible share of a
+/// durable pop's CPU.
+pub(super) type Layer = HashMap<String, Slot, foldhash::fast::RandomState>;
 
 /// Test hooks that stop the persister at a given point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -90,7 +90,10 @@ impl Persister {
         let batch = if st.active.is_empty() {
             None
         } else {
-            let batch = Arc::new(std::mem::take(&mut st.active));
+            // The next round is likely to be as large: size its layer so that it
+            // does not rehash its way up again while requests wait on the lock.
+            let next = Layer::with_capacity_and_hasher(st.active.len(), Default::default());
+            let batch = Arc::new(std::mem::replace(&mut st.active, next));
             st.active_bytes = 0;
             st.persisting = Some(batch.clone());
             Some(batch)

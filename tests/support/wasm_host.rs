@@ -534,7 +534,7 @@ impl MemoryKv {
         let Some(next) = current.checked_add(delta) else {
             return Err(store::Error::Other(format!("increment: key {:?} overflows", entry.key())));
         };
-        *entry.or_insert(Entry::Counter(next)) = Entry::Counter(next);
+        entry.insert_entry(Entry::Counter(next));
         Ok(next)
     }
 }

@@ -286,3 +286,27 @@ async fn a_chunked_body_over_the_limit_is_refused() {
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 413"), "got {text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_breaks_off_is_a_400_and_the_next_request_works() {
+    let host = start_wasm_host().await;
+    let stream = tokio::net::TcpStream::connect(host.addr).await.expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    // 100 bytes declared, 10 sent, then the client stops writing.
+    let head = "POST /v1/queues/orders/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n";
+    writer.write_all(head.as_bytes()).await.expect("write");
+    writer.write_all(&[b'x'; 10]).await.expect("write");
+    writer.shutdown().await.expect("half-close");
+    let mut response = Vec::new();
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(30), reader.read_to_end(&mut response));
+    let _ = read.await.expect("the host answers");
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 400"), "got {text}");
+    assert!(text.contains(r#""code":"bad_request""#), "got {text}");
+    assert_eq!(host.stats().traps.load(Ordering::Relaxed), 0, "a client's failure is no trap");
+
+    let client = client();
+    let (status, _) = call(&client, &host, "GET", "/v1/queues/orders/messages").await;
+    assert_eq!(status, 404, "nothing was stored: the queue does not even exist");
+}

@@ -17,11 +17,16 @@
 //!   servers; counters as decimal text) and values are raw bytes, as in Spin's
 //!   Redis backend, so the component and native servers can share one Redis.
 //!
+//! A request body that declares at most 64 KiB is read whole before the instance
+//! starts (see `prefetch`); a larger or chunked one streams to the instance as it
+//! arrives, so the component's body limits hold before anything is buffered.
+//!
 //! A trap in the component (or in a host call) fails only its own request: the
 //! client gets a 500 and the host keeps serving.
 #![allow(dead_code)] // Each includer uses its own part of this module.
 
 use edgeq::store::Store as _;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use std::collections::{hash_map, HashMap};
@@ -313,6 +318,12 @@ async fn handle(
     req: hyper::Request<hyper::body::Incoming>,
 ) -> hyper::Response<HyperOutgoingBody> {
     shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let req = match prefetch(req).await {
+        Ok(req) => req,
+        // The client broke off its body: answered as the component answers a
+        // body it cannot read (if the client is still there to hear it).
+        Err(e) => return json_error(400, "bad_request", &format!("reading the request body: {e}")),
+    };
     match run_instance(shared, req).await {
         Ok(response) => response,
         Err(e) => {
@@ -325,7 +336,7 @@ async fn handle(
 
 async fn run_instance(
     shared: &Shared,
-    req: hyper::Request<hyper::body::Incoming>,
+    req: hyper::Request<RequestBody>,
 ) -> wasmtime::Result<hyper::Response<HyperOutgoingBody>> {
     let mut store = Store::new(
         shared.pre.engine(),
@@ -364,14 +375,50 @@ async fn run_instance(
     }
 }
 
+/// A request body as the instance gets it: read whole, or streaming.
+type RequestBody = UnsyncBoxBody<bytes::Bytes, hyper::Error>;
+
+/// Request bodies of at most this many declared bytes are read whole before the
+/// instance starts.
+const PREFETCH_MAX: u64 = 64 << 10;
+
+/// `req` with its body read whole when it declares a length of at most
+/// [`PREFETCH_MAX`]; other bodies (larger, or chunked) stream to the instance.
+///
+/// hyper hands a body over through a channel that its connection task fills
+/// only when the body is polled: an instance running in a task of its own that
+/// reads the body waits for that task to run and wake it again. Reading a small
+/// body here, in the connection task itself, spares every such request those
+/// two task switches.
+async fn prefetch(
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Request<RequestBody>, hyper::Error> {
+    use hyper::body::Body as _;
+    let small = req.body().size_hint().exact().is_some_and(|len| len <= PREFETCH_MAX);
+    let (parts, body) = req.into_parts();
+    let body = if small {
+        let whole = body.collect().await?.to_bytes();
+        Full::new(whole).map_err(|never| match never {}).boxed_unsync()
+    } else {
+        body.boxed_unsync()
+    };
+    Ok(hyper::Request::from_parts(parts, body))
+}
+
 fn internal_error() -> hyper::Response<HyperOutgoingBody> {
-    let body = r#"{"error":{"code":"internal","message":"the component failed"}}"#;
+    json_error(500, "internal", "the component failed")
+}
+
+/// A JSON error response in the API's shape, answered by the host itself.
+fn json_error(status: u16, code: &str, message: &str) -> hyper::Response<HyperOutgoingBody> {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
     let mut response = hyper::Response::new(
-        Full::new(bytes::Bytes::from_static(body.as_bytes()))
+        Full::new(bytes::Bytes::from(body.to_string()))
             .map_err(|never| match never {})
             .boxed_unsync(),
     );
-    *response.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+    *response.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/json"),

@@ -104,14 +104,37 @@ async fn answer(req: IncomingRequest, method: Method) -> http::Response<Bytes> {
     api.handle(http::Request::from_parts(parts, body)).await
 }
 
-/// Method, target and headers of `req`, as `http` types.
+/// Method, target and headers of `req`, as `http` types: the header map is
+/// built in place, each value taking its bytes without a copy.
 fn parts(req: &IncomingRequest, method: &Method) -> Result<http::request::Parts, String> {
+    let method = match method {
+        Method::Get => http::Method::GET,
+        Method::Post => http::Method::POST,
+        Method::Put => http::Method::PUT,
+        Method::Delete => http::Method::DELETE,
+        Method::Patch => http::Method::PATCH,
+        Method::Head => http::Method::HEAD,
+        Method::Options => http::Method::OPTIONS,
+        Method::Connect => http::Method::CONNECT,
+        Method::Trace => http::Method::TRACE,
+        Method::Other(other) => {
+            http::Method::from_bytes(other.as_bytes()).map_err(|e| e.to_string())?
+        }
+    };
     let target = req.path_with_query().unwrap_or_else(|| "/".into());
-    let mut builder = http::Request::builder().method(method.to_string().as_str()).uri(target);
-    for (name, value) in req.headers().entries() {
-        builder = builder.header(name, value);
+    let uri = http::Uri::try_from(target).map_err(|e| e.to_string())?;
+    let entries = req.headers().entries();
+    let mut headers = http::HeaderMap::with_capacity(entries.len());
+    for (name, value) in entries {
+        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;
+        let value =
+            http::HeaderValue::from_maybe_shared(Bytes::from(value)).map_err(|e| e.to_string())?;
+        headers.append(name, value);
     }
-    let (parts, ()) = builder.body(()).map_err(|e| e.to_string())?.into_parts();
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = method;
+    parts.uri = uri;
+    parts.headers = headers;
     Ok(parts)
 }
 

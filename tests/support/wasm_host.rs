@@ -121,43 +121,8 @@ impl WasmHost {
     /// Serves the component on `listener` from a task on the current tokio runtime.
     pub fn serve(listener: TcpListener, options: HostOptions) -> wasmtime::Result<Self> {
         let addr = listener.local_addr()?;
-        let (engine, component) = match &options.component {
-            None => shared_component()?,
-            Some(path) => {
-                let engine = engine()?.clone();
-                let component = Component::from_file(&engine, path)?;
-                (engine, component)
-            }
-        };
-        let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        bindings::HostExtras::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
-        let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
-
-        let mut variables: HashMap<String, String> =
-            [("namespace", "default"), ("admin_key", ""), ("root_dialect", "")]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect();
-        variables.extend(options.variables.iter().cloned());
-
-        let kv = options.kv.clone().unwrap_or_default();
-        let redis = match &options.redis {
-            None => None,
-            Some(url) => Some(Arc::new(
-                edgeq_native::RedisStore::open(url)
-                    .map_err(|e| wasmtime::Error::msg(e.to_string()))?,
-            )),
-        };
-        let stats = Arc::new(HostStats::default());
-        let shared = Arc::new(Shared {
-            pre,
-            kv: kv.clone(),
-            redis,
-            variables: Arc::new(variables),
-            stats: stats.clone(),
-        });
+        let shared = Shared::new(&options)?;
+        let (kv, stats) = (shared.kv.clone(), shared.stats.clone());
         let server = tokio::spawn(accept_loop(listener, shared));
         Ok(Self { addr, kv, stats, server })
     }
@@ -216,7 +181,7 @@ pub fn edgeq_wasm() -> &'static Path {
 /// The target directory this binary was built in (`<target>/<profile>/deps/<test>`
 /// or `<target>/<profile>/examples/<example>`), else `CARGO_TARGET_DIR`, else
 /// `<workspace>/target`.
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         return PathBuf::from(dir);
     }
@@ -282,6 +247,76 @@ struct Shared {
     redis: Option<Arc<edgeq_native::RedisStore>>,
     variables: Arc<HashMap<String, String>>,
     stats: Arc<HostStats>,
+}
+
+impl Shared {
+    /// Compiles (or takes) the component and links it with every import.
+    fn new(options: &HostOptions) -> wasmtime::Result<Arc<Self>> {
+        let (engine, component) = match &options.component {
+            None => shared_component()?,
+            Some(path) => {
+                let engine = engine()?.clone();
+                let component = Component::from_file(&engine, path)?;
+                (engine, component)
+            }
+        };
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        bindings::HostExtras::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
+
+        let mut variables: HashMap<String, String> =
+            [("namespace", "default"), ("admin_key", ""), ("root_dialect", "")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+        variables.extend(options.variables.iter().cloned());
+
+        let redis = match &options.redis {
+            None => None,
+            Some(url) => Some(Arc::new(
+                edgeq_native::RedisStore::open(url)
+                    .map_err(|e| wasmtime::Error::msg(e.to_string()))?,
+            )),
+        };
+        Ok(Arc::new(Shared {
+            pre,
+            kv: options.kv.clone().unwrap_or_default(),
+            redis,
+            variables: Arc::new(variables),
+            stats: Arc::default(),
+        }))
+    }
+}
+
+/// The component ready to answer requests on fresh instances, driven directly
+/// instead of over a listener: each call is what the host does for one request
+/// once hyper has parsed it (`benches/instance.rs` times it).
+pub struct Instances(Arc<Shared>);
+
+impl Instances {
+    /// Compiles and links the component as [`WasmHost::serve`] does.
+    pub fn new(options: &HostOptions) -> wasmtime::Result<Self> {
+        Ok(Self(Shared::new(options)?))
+    }
+
+    /// Runs `req` on a fresh instance; the response's status and whole body.
+    pub async fn call(
+        &self,
+        req: http::Request<bytes::Bytes>,
+    ) -> wasmtime::Result<(u16, bytes::Bytes)> {
+        let (parts, body) = req.into_parts();
+        let body = Full::new(body).map_err(|never| match never {}).boxed_unsync();
+        let response = run_instance(&self.0, hyper::Request::from_parts(parts, body)).await?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| wasmtime::Error::msg(format!("{e:?}")))?;
+        Ok((status, body.to_bytes()))
+    }
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {

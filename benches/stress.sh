@@ -8,6 +8,7 @@
 #   NO_BUILD=1 bash benches/stress.sh            # use the release binaries already built
 #   N=20000 SETUPS=redis LEFTOVERS=1 bash benches/stress.sh
 #                                                # and count the keys left in Redis
+#                                                # (LEFTOVERS=2: and list them)
 #
 # Servers are `edgeq serve --listen 127.0.0.1:0` child processes (the port comes from
 # the startup log line), Redis a private `redis-server` on a free port with nothing
@@ -70,7 +71,9 @@ leftovers() {
     redis-cli -p "$redis_port" --scan >"$keys"
     count() { grep -c "$1" "$keys" || true; }
     echo "keys left: $(wc -l <"$keys"); \`u\` stamps: $(count '/[0-9]*/u$'); commit counters: $(count '/[0-9]*/s$'); records: $(count '/[0-9]*/m$')"
-    for key in $(grep -E '/[0-9]+/(t|h|lo)$' "$keys"); do
+    local shown='/[0-9]+/(t|h|lo)$'
+    [ "${LEFTOVERS:-}" = 2 ] && shown=.
+    for key in $(grep -E "$shown" "$keys" | sort -V); do
         echo "$key = $(redis-cli -p "$redis_port" get "$key")"
     done
 }

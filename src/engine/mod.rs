@@ -174,12 +174,17 @@
 //! `LEFTOVERS=1` in `benches/stress.sh`, 2 to 8 stamps are left).
 //! The idempotency record lives as long as the queue incarnation.
 //!
-//! The low-water mark is written with `set`, so two sweeps that read it one
-//! after the other can write it back onto slots already swept. Such a slot looks
-//! undecided; at the mark with a batch taken since, a scan decides it at once
-//! (`resolve`: dead, swept, the mark moves on), leaving its commit counter behind:
-//! the decision re-creates it, and no writer comes to delete it (15 to 24 such
-//! counters, in runs of consecutive slots, after the stress above). (Waiting
+//! A taker (or scan) whose `increment(s, HOLDER)` reaches a slot that was swept
+//! meanwhile re-creates its commit counter; finding the slot below the mark, it
+//! deletes the counter again (`dead` in `ring.rs`: a missing counter means the
+//! writer has come and gone). But the low-water mark is written with `set`, so
+//! two sweeps that read it one after the other can write it back onto slots
+//! already swept. Such a slot looks undecided and is not below the mark; at the
+//! mark with a batch taken since, a scan decides it at once (`resolve`: dead,
+//! swept, the mark moves on), leaving its commit counter behind: the decision
+//! re-creates it, and no writer comes to delete it (10 to 25 such counters, in
+//! runs of consecutive slots, after the stress above; the two or three at the
+//! head past the tail wait for the next writers and are not left). (Waiting
 //! `GRACE` for it held the mark, and every sweep behind it, for five seconds:
 //! 16,000 finished slots were left unswept at the end of a 20,000-message pop
 //! stress on Redis with eight consumers.)

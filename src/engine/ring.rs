@@ -85,7 +85,7 @@ impl<S: Store, E: Env> Engine<S, E> {
                 r if r == WRITER_COMMIT + HOLDER => return Ok(Some(slot)),
                 HOLDER => {
                     self.hints.forget(ring);
-                    self.dead(&slot).await?;
+                    self.dead(&slot, true).await?;
                 }
                 _ => {}
             }
@@ -119,7 +119,7 @@ impl<S: Store, E: Env> Engine<S, E> {
                 r if r == WRITER_COMMIT + HOLDER => return Ok(Some(slot)),
                 // We came first: the slot is given up (its writer retries) — or a
                 // scan standing in for a lost consumer decided it already.
-                HOLDER => self.dead(&slot).await?,
+                HOLDER => self.dead(&slot, true).await?,
                 _ => {}
             }
         }
@@ -141,8 +141,24 @@ impl<S: Store, E: Env> Engine<S, E> {
 
     /// Marks a slot given up before its writer committed, removing what a writer
     /// that died (or failed) before committing left in it.
-    pub(crate) async fn dead(&self, slot: &Slot) -> Result<()> {
-        if let Some(rec) = self.read_record_only(slot).await? {
+    ///
+    /// A slot already below the low-water mark was finished and swept while the
+    /// caller was on its way (a taker stalled between its head ticket and its
+    /// `increment(s, HOLDER)`, a scan that read the slot before the sweep): it
+    /// is left alone. If the caller's `increment(s, HOLDER)` answered `HOLDER`
+    /// (`created`), that increment re-created a commit counter the slot's writer
+    /// had already deleted (it came, found the slot given up, and moved on: a
+    /// counter is only ever missing once its writer has been), so it is taken
+    /// back rather than left for nobody.
+    pub(crate) async fn dead(&self, slot: &Slot, created: bool) -> Result<()> {
+        let (rec, low) = self.read_slot(slot, false).await?;
+        if slot.index < low {
+            if created {
+                self.store.delete(&slot.keys.commit()).await?;
+            }
+            return Ok(());
+        }
+        if let Some(rec) = rec {
             let mut left: Vec<String> = (0..rec.chunks).map(|j| slot.keys.chunk(j)).collect();
             left.push(slot.keys.record());
             self.store.delete_many(&left).await?;

@@ -213,8 +213,10 @@ impl<S: Store, E: Env> Engine<S, E> {
     /// its writer, having lost it, may still be deleting it).
     async fn resolve(&self, slot: &Slot) -> Result<bool> {
         let mut s = self.store.increment(&slot.keys.commit(), 0).await?;
+        let mut created = false;
         if s == 0 {
             s = self.store.increment(&slot.keys.commit(), HOLDER).await?;
+            created = s == HOLDER;
         }
         if committed(s) {
             // A writer that lost the slot looks committed until it deletes the
@@ -223,12 +225,12 @@ impl<S: Store, E: Env> Engine<S, E> {
             return match self.read_record_only(slot).await? {
                 Some(rec) => Ok(self.env.now() >= rec.enqueued_at.saturating_add(GRACE)),
                 None => {
-                    self.dead(slot).await?;
+                    self.dead(slot, false).await?;
                     Ok(false)
                 }
             };
         }
-        self.dead(slot).await?;
+        self.dead(slot, created).await?;
         Ok(false)
     }
 }

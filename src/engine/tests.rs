@@ -677,3 +677,25 @@ fn a_queue_kept_with_another_protocol_is_refused_and_left_alone() {
     block_on(e.store.set(&key, &serde_json::to_vec(&meta).unwrap())).unwrap();
     assert_eq!(pop_bodies(&e, "q", 1), ["a"]);
 }
+
+#[test]
+fn a_taker_that_reaches_a_swept_slot_takes_back_the_counter_it_re_created() {
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    send(&e, "q", "a");
+    // Slot 1 is finished at the mark and swept: none of its keys is left.
+    assert_eq!(pop_bodies(&e, "q", 1), ["a"]);
+    let per_slot = |e: &Engine<MemoryStore, ManualEnv>| -> Vec<String> {
+        e.store().keys().into_iter().filter(|k| k.matches('/').count() >= 5).collect()
+    };
+    assert!(per_slot(&e).is_empty(), "{:?}", per_slot(&e));
+    // A taker that got ticket 1 and stalled before deciding it arrives only now:
+    // its increment re-creates the commit counter, and it finds itself first.
+    let queue = block_on(e.queue(&n("ns"), &n("q"))).unwrap();
+    let slot = slot::Slot::new(&queue.keys.ring(0), 1);
+    let s = block_on(e.store().increment(&slot.keys.commit(), slot::HOLDER)).unwrap();
+    assert_eq!(s, slot::HOLDER);
+    block_on(e.dead(&slot, true)).unwrap();
+    assert!(per_slot(&e).is_empty(), "left behind: {:?}", per_slot(&e));
+    assert_eq!(block_on(e.low(&queue.keys.ring(0))).unwrap(), 2, "the mark stays");
+}

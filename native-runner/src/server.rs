@@ -22,7 +22,7 @@
 //!   [`serve`] returns once every connection and request task has ended.
 
 use bytes::Bytes;
-use edgeq::api::{Api, Dialect};
+use edgeq::api::{error_response, Api, Dialect};
 use edgeq::engine::Env;
 use edgeq::store::Store;
 use http::{Method, Request, Response, StatusCode};
@@ -206,7 +206,7 @@ async fn respond<S: Store + 'static, E: Env + 'static>(
         Err(BodyError::Read(e)) => error_response(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            &format!("could not read the request body: {e}"),
+            format!("could not read the request body: {e}"),
         ),
         Ok(body) => {
             let req = Request::from_parts(parts, body);
@@ -247,7 +247,7 @@ async fn handle_durably<S: Store, E: Env>(api: &Api<S, E>, req: Request<Bytes>) 
             return error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",
-                &format!("the write may not be durable: {e}"),
+                format!("the write may not be durable: {e}"),
             );
         }
     }
@@ -278,16 +278,6 @@ where
         Err(e) if e.is::<LengthLimitError>() => Err(BodyError::TooLarge),
         Err(e) => Err(BodyError::Read(e.to_string())),
     }
-}
-
-/// A JSON error in the API's shape: `{"error":{"code":...,"message":...}}`.
-fn error_response(status: StatusCode, code: &str, message: &str) -> Response<Bytes> {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } });
-    let mut res = Response::new(Bytes::from(body.to_string()));
-    *res.status_mut() = status;
-    res.headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    res
 }
 
 #[cfg(test)]

@@ -41,6 +41,17 @@ use http::{Method, Request, Response};
 
 pub use dialect::{BadQueueyApp, Dialect, QueueyApp, UnknownDialect};
 
+/// A JSON error response in the API's shape, for what a host refuses or fails
+/// at before (or after) [`Api::handle`]: an unreadable body, a missing store, a
+/// failed flush, a trapped instance.
+pub fn error_response(
+    status: http::StatusCode,
+    code: &'static str,
+    message: impl Into<String>,
+) -> Response<Bytes> {
+    ApiError::new(status, code, message).into_response()
+}
+
 /// Options of the HTTP layer.
 #[derive(Clone)]
 pub struct ApiConfig {

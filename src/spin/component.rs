@@ -1,9 +1,10 @@
 //! The `wasi:http/incoming-handler` export: one request, one fresh instance.
 
 use super::{SpinEnv, SpinStore};
-use crate::api::{Api, ApiConfig, QueueyApp, RequestMetrics};
+use crate::api::{error_response, Api, ApiConfig, QueueyApp, RequestMetrics};
 use crate::engine::Engine;
 use bytes::Bytes;
+use http::StatusCode;
 use spin_sdk::http::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
@@ -51,27 +52,51 @@ fn frame(response: &mut http::Response<Bytes>) {
 async fn answer(req: IncomingRequest, method: Method) -> http::Response<Bytes> {
     let parts = match parts(&req, &method) {
         Ok(parts) => parts,
-        Err(message) => return error(400, "bad_request", &message),
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, "bad_request", message),
     };
     let store = match SpinStore::open() {
         Ok(store) => store,
-        Err(e) => return error(503, "store_unavailable", &e.to_string()),
+        Err(e) => {
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                e.to_string(),
+            )
+        }
     };
     // Without its variables (the admin key among them) the API must not run open.
     let vars = match Variables::read() {
         Ok(vars) => vars,
-        Err(e) => return error(500, "internal", &format!("reading the variables: {e:?}")),
+        Err(e) => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("reading the variables: {e:?}"),
+            )
+        }
     };
     let root_dialect = match vars.get(ROOT_DIALECT) {
         "" => None,
         name => match name.parse() {
             Ok(dialect) => Some(dialect),
-            Err(e) => return error(500, "internal", &format!("variable root_dialect: {e}")),
+            Err(e) => {
+                return error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("variable root_dialect: {e}"),
+                )
+            }
         },
     };
     let queuey_apps = match QueueyApp::parse_list(vars.get(QUEUEY_APPS)) {
         Ok(apps) => apps,
-        Err(e) => return error(500, "internal", &format!("variable queuey_apps: {e}")),
+        Err(e) => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("variable queuey_apps: {e}"),
+            )
+        }
     };
     let config = ApiConfig {
         namespace: vars.get(NAMESPACE).to_owned(),
@@ -96,7 +121,7 @@ async fn answer(req: IncomingRequest, method: Method) -> http::Response<Bytes> {
         match read_body(req, limit, declared) {
             Ok(Some(body)) => body,
             Ok(None) => return Api::<SpinStore, SpinEnv>::payload_too_large(limit),
-            Err(message) => return error(400, "bad_request", &message),
+            Err(message) => return error_response(StatusCode::BAD_REQUEST, "bad_request", message),
         }
     } else {
         Bytes::new()
@@ -274,14 +299,4 @@ impl Variables {
             _ => default,
         }
     }
-}
-
-/// A JSON error response in the API's shape.
-fn error(status: u16, code: &str, message: &str) -> http::Response<Bytes> {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } });
-    http::Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Bytes::from(body.to_string()))
-        .unwrap_or_default()
 }

@@ -357,7 +357,10 @@ async fn handle(
         Ok(req) => req,
         // The client broke off its body: answered as the component answers a
         // body it cannot read (if the client is still there to hear it).
-        Err(e) => return json_error(400, "bad_request", &format!("reading the request body: {e}")),
+        Err(e) => {
+            let message = format!("reading the request body: {e}");
+            return json_error(hyper::StatusCode::BAD_REQUEST, "bad_request", message);
+        }
     };
     match run_instance(shared, req).await {
         Ok(response) => response,
@@ -441,24 +444,17 @@ async fn prefetch(
 }
 
 fn internal_error() -> hyper::Response<HyperOutgoingBody> {
-    json_error(500, "internal", "the component failed")
+    json_error(hyper::StatusCode::INTERNAL_SERVER_ERROR, "internal", "the component failed")
 }
 
 /// A JSON error response in the API's shape, answered by the host itself.
-fn json_error(status: u16, code: &str, message: &str) -> hyper::Response<HyperOutgoingBody> {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } });
-    let mut response = hyper::Response::new(
-        Full::new(bytes::Bytes::from(body.to_string()))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *response.status_mut() =
-        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    response
+fn json_error(
+    status: hyper::StatusCode,
+    code: &'static str,
+    message: impl Into<String>,
+) -> hyper::Response<HyperOutgoingBody> {
+    edgeq::api::error_response(status, code, message)
+        .map(|body| Full::new(body).map_err(|never| match never {}).boxed_unsync())
 }
 
 // ---------------------------------------------------------------------------

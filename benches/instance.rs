@@ -9,7 +9,7 @@
 //! ```
 //!
 //! It builds the edgeq component and the empty component of
-//! `benches/empty-component/` when they are missing. The figures are µs of one
+//! `benches/empty-component/` first (cargo does nothing when they are fresh). The figures are µs of one
 //! core per request, and `empty / edgeq` is the serial counterpart of the ratios
 //! `benches/component.sh` measures under `wrk` (where every cost is 2–2.5 times
 //! larger and the VM's noise far wider). In each round the pushes fill the queue
@@ -59,26 +59,13 @@ async fn timed(host: &Instances, n: usize, status: u16, req: &http::Request<Byte
     start.elapsed().as_secs_f64() * 1e6 / n as f64
 }
 
-/// The empty component, built into the workspace's target directory if missing.
-fn empty_component() -> PathBuf {
-    let target = wasm_host::target_dir();
-    let wasm = target.join("wasm32-wasip2/release/edgeq_bench_empty.wasm");
-    if !wasm.exists() {
-        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/empty-component/Cargo.toml");
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path", manifest])
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .expect("run cargo to build the empty component");
-        assert!(status.success(), "building the empty component failed");
-    }
-    wasm
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let (n, rounds) = (knob("N", 5000), knob("ROUNDS", 3));
-    let empty_wasm = empty_component();
+    let empty_wasm = wasm_host::build_component(
+        &["--manifest-path", "benches/empty-component/Cargo.toml"],
+        "edgeq_bench_empty.wasm",
+    );
     let edgeq_wasm = wasm_host::edgeq_wasm().to_path_buf();
     let body = [b'x'; 128];
     let phases = [

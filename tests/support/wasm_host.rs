@@ -161,27 +161,32 @@ impl Drop for WasmHost {
 /// target directory. `EDGEQ_WASM=/path/to/edgeq.wasm` skips the build.
 pub fn edgeq_wasm() -> &'static Path {
     static WASM: OnceLock<PathBuf> = OnceLock::new();
-    WASM.get_or_init(|| {
-        if let Some(path) = std::env::var_os("EDGEQ_WASM") {
-            return PathBuf::from(path);
-        }
-        let target_dir = target_dir();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "--target", "wasm32-wasip2", "--release", "-p", "edgeq"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .status()
-            .expect("run cargo to build the edgeq component");
-        assert!(status.success(), "building the edgeq component failed");
-        target_dir.join("wasm32-wasip2/release/edgeq.wasm")
+    WASM.get_or_init(|| match std::env::var_os("EDGEQ_WASM") {
+        Some(path) => PathBuf::from(path),
+        None => build_component(&["-p", "edgeq"], "edgeq.wasm"),
     })
+}
+
+/// Builds a release `wasm32-wasip2` component, `cargo build` with `args` run
+/// from the workspace into [`target_dir`], and returns the path of `file` there.
+pub fn build_component(args: &[&str], file: &str) -> PathBuf {
+    let target_dir = target_dir();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--target", "wasm32-wasip2", "--release"])
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .status()
+        .expect("run cargo to build a component");
+    assert!(status.success(), "building {file} failed");
+    target_dir.join("wasm32-wasip2/release").join(file)
 }
 
 /// The target directory this binary was built in (`<target>/<profile>/deps/<test>`
 /// or `<target>/<profile>/examples/<example>`), else `CARGO_TARGET_DIR`, else
 /// `<workspace>/target`.
-pub fn target_dir() -> PathBuf {
+fn target_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         return PathBuf::from(dir);
     }

@@ -58,7 +58,15 @@
 //! writer either deleted it or gave up without retrying. A writer past
 //! `WRITER_DEADLINE` before committing gives the slot up without ever committing
 //! (it adds `2^32`), so it never commits into a slot consumers stopped waiting
-//! for. A writer that dies before its increment never answered 2xx: nothing
+//! for. A writer whose store call fails between its ticket and its commit gives
+//! the slot up the same way, as far as the store lets it; when the commit
+//! increment itself failed, it reads the counter back first: its own bit alone
+//! means the commit landed and the send succeeded, no bit means it did not,
+//! and its bit beside a consumer's fence leaves the error standing (who came
+//! first cannot be told). Giving up deletes what the writer wrote, and the
+//! commit counter too when a consumer's fence was there first (both sides have
+//! come); otherwise the consumer who comes later finds `2^32` in it and deletes
+//! it. A writer that dies before its increment never answered 2xx: nothing
 //! acknowledged is lost.
 //!
 //! # First delivery (`ring.rs` `take`)
@@ -72,7 +80,9 @@
 //! spares writers a retry, it decides nothing.) Then
 //! `i = increment(head, 1)` gives this consumer slot `i` alone and
 //! `increment(s, 2)` decides it against the writer: 3 means the writer committed
-//! first; 2 means the consumer came first and the slot is given up (marked done).
+//! first; 2 means the consumer came first and the slot is given up (marked
+//! dead, its counter kept for the writer); with `2^32` in it the writer had
+//! given up already, and the slot is finished with its counter.
 //! Tickets past the tail only cost their writer a retry.
 //!
 //! # Claims (`claim.rs`): who delivers, defers or finishes a message
@@ -167,7 +177,10 @@
 //! # Known limits (next steps)
 //!
 //! Counts (`in_flight` especially) drift if a host dies between a decision and its
-//! count update. A consumer that dies holding a lease-in-progress intent delays
+//! count update. A writer that dies between its ticket and its commit (or whose
+//! store fails it throughout) leaves the commit counter a consumer fenced the
+//! slot with: nothing tells that it will never come (`SIM_LEFTOVERS=1` in the
+//! simulation counts these keys). A consumer that dies holding a lease-in-progress intent delays
 //! that message by the intent's length. Counters of finished slots can be
 //! re-created (as zeros), and their `u` stamps rewritten, by a very late reader
 //! (after a 20,000-message pop stress on Redis with eight consumers,

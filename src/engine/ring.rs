@@ -39,38 +39,93 @@ impl<S: Store, E: Env> Engine<S, E> {
             rec.id = MessageId::new(rec.enqueued_at, ring.partition, index);
             let slot = Slot::new(ring, index);
             let mut written = Vec::with_capacity(rec.chunks as usize + 1);
-            for (j, chunk) in body.chunks(super::slot::CHUNK).enumerate() {
-                let key = slot.keys.chunk(j as u32);
-                self.store.set(&key, chunk).await?;
-                written.push(key);
+            if let Err(e) = self.write(&slot, rec, body, &mut written).await {
+                // Nothing was committed: give the slot up rather than leave it to
+                // consumers, whose fence would then wait for a writer never coming.
+                let _ = self.give_up(&slot, &written).await;
+                return Err(e);
             }
-            self.store.set(&slot.keys.record(), &rec.encode()).await?;
-            written.push(slot.keys.record());
             let deadline = rec.enqueued_at + WRITER_DEADLINE;
-            if self.env.now() <= deadline {
-                let r = self.store.increment(&slot.keys.commit(), WRITER_COMMIT).await?;
-                if r == WRITER_COMMIT {
-                    return Ok(rec.id);
-                }
-                // A consumer reached the slot first and gave it up. Clean up, the
-                // commit counter too: no one mistakes the slot for committed then
-                // (a missing counter reads 0), and the counter, which had to
-                // outlive the slot until we came, goes with it.
-                written.push(slot.keys.commit());
-                self.store.delete_many(&written).await?;
-                // Until we deleted it, the slot looked committed to third parties.
-                // Scans leave such a slot alone until GRACE after its ticket, so
-                // retrying is safe only while we are inside our deadline.
-                if self.env.now() > deadline {
-                    break;
-                }
-            } else {
+            if self.env.now() > deadline {
                 // Overdue: give the slot up without ever committing.
-                self.store.increment(&slot.keys.commit(), WRITER_LOST).await?;
-                self.store.delete_many(&written).await?;
+                self.give_up(&slot, &written).await?;
+                continue;
+            }
+            let r = match self.store.increment(&slot.keys.commit(), WRITER_COMMIT).await {
+                Ok(r) => r,
+                Err(e) => return self.commit_failed(&slot, &written, rec.id, e).await,
+            };
+            if r == WRITER_COMMIT {
+                return Ok(rec.id);
+            }
+            // A consumer reached the slot first and gave it up. Clean up, the
+            // commit counter too: no one mistakes the slot for committed then
+            // (a missing counter reads 0), and the counter, which had to
+            // outlive the slot until we came, goes with it.
+            written.push(slot.keys.commit());
+            self.store.delete_many(&written).await?;
+            // Until we deleted it, the slot looked committed to third parties.
+            // Scans leave such a slot alone until GRACE after its ticket, so
+            // retrying is safe only while we are inside our deadline.
+            if self.env.now() > deadline {
+                break;
             }
         }
         Err(Error::Contention(ring.tail()))
+    }
+
+    /// Writes the body chunks and the record of `slot`, listing in `written`
+    /// every key it wrote or tried to (a failed `set` may have landed).
+    async fn write(
+        &self,
+        slot: &Slot,
+        rec: &MessageRecord,
+        body: &[u8],
+        written: &mut Vec<String>,
+    ) -> Result<()> {
+        for (j, chunk) in body.chunks(super::slot::CHUNK).enumerate() {
+            written.push(slot.keys.chunk(j as u32));
+            self.store.set(&slot.keys.chunk(j as u32), chunk).await?;
+        }
+        written.push(slot.keys.record());
+        Ok(self.store.set(&slot.keys.record(), &rec.encode()).await?)
+    }
+
+    /// Gives `slot` up without committing (adding `WRITER_LOST`, so it can never
+    /// count as committed) and deletes what was `written`. When a consumer had
+    /// fenced the slot first, it already decided the slot dead and the counter
+    /// has served both sides: it goes too. Otherwise it stays for the consumer
+    /// still to come, who finds the writer gone and deletes it (`take`).
+    async fn give_up(&self, slot: &Slot, written: &[String]) -> Result<()> {
+        let r = self.store.increment(&slot.keys.commit(), WRITER_LOST).await?;
+        let mut dead = written.to_vec();
+        if r != WRITER_LOST {
+            dead.push(slot.keys.commit());
+        }
+        Ok(self.store.delete_many(&dead).await?)
+    }
+
+    /// The writer's commit increment failed: it may or may not have landed. The
+    /// counter tells: without the writer's bit it did not, and the slot is given
+    /// up; with the bit alone it did and nobody came since, so the send succeeded.
+    /// With a consumer's fence beside the bit, who came first cannot be told
+    /// (increments commute), so the error stands and the slot is left as it is:
+    /// either way a consumer decided it.
+    async fn commit_failed(
+        &self,
+        slot: &Slot,
+        written: &[String],
+        id: MessageId,
+        error: crate::store::StoreError,
+    ) -> Result<MessageId> {
+        match self.store.increment(&slot.keys.commit(), 0).await {
+            Ok(WRITER_COMMIT) => Ok(id),
+            Ok(s) if s & WRITER_COMMIT == 0 => {
+                let _ = self.give_up(slot, written).await;
+                Err(error.into())
+            }
+            _ => Err(error.into()),
+        }
     }
 
     /// Takes the next head ticket whose slot was committed; `None` when the ring
@@ -81,14 +136,14 @@ impl<S: Store, E: Env> Engine<S, E> {
             // ticket without reading head and tail. A ticket past the tail
             // reaches its slot before the writer, like any early consumer.
             let slot = Slot::new(ring, self.store.increment(&ring.head(), 1).await? as u64);
-            match self.store.increment(&slot.keys.commit(), HOLDER).await? {
-                r if r == WRITER_COMMIT + HOLDER => return Ok(Some(slot)),
-                HOLDER => {
-                    self.hints.forget(ring);
-                    self.dead(&slot, true).await?;
-                }
-                _ => {}
+            let r = self.store.increment(&slot.keys.commit(), HOLDER).await?;
+            if r == WRITER_COMMIT + HOLDER {
+                return Ok(Some(slot));
             }
+            if r == HOLDER {
+                self.hints.forget(ring);
+            }
+            self.decide_uncommitted(&slot, r).await?;
         }
         for _ in 0..TAKE_STEPS {
             let head = self.store.increment(&ring.head(), 0).await?;
@@ -117,13 +172,24 @@ impl<S: Store, E: Env> Engine<S, E> {
             let slot = Slot::new(ring, index);
             match self.store.increment(&slot.keys.commit(), HOLDER).await? {
                 r if r == WRITER_COMMIT + HOLDER => return Ok(Some(slot)),
-                // We came first: the slot is given up (its writer retries) — or a
-                // scan standing in for a lost consumer decided it already.
-                HOLDER => self.dead(&slot, true).await?,
-                _ => {}
+                r => self.decide_uncommitted(&slot, r).await?,
             }
         }
         Ok(None)
+    }
+
+    /// Decides a slot whose commit counter read `r` after this taker's
+    /// `increment(s, HOLDER)`, when that did not find the writer's commit. `HOLDER`:
+    /// we came first, and the slot is given up (its writer retries) — or a scan
+    /// standing in for a lost consumer decided it already. With `WRITER_LOST`:
+    /// the writer gave the slot up before we came, and the counter has served.
+    /// Anything else is a slot a scan decided before us.
+    async fn decide_uncommitted(&self, slot: &Slot, r: i64) -> Result<()> {
+        match r {
+            HOLDER => self.dead(slot, Fence::Created).await,
+            r if r >= WRITER_LOST => self.dead(slot, Fence::Spent).await,
+            _ => Ok(()),
+        }
     }
 
     /// Whether an undecided slot has waited out the grace period since it was
@@ -140,20 +206,18 @@ impl<S: Store, E: Env> Engine<S, E> {
     }
 
     /// Marks a slot given up before its writer committed, removing what a writer
-    /// that died (or failed) before committing left in it.
+    /// that died (or failed) before committing left in it. `fence` says what the
+    /// caller's increment found in the commit counter (see [`Fence`]).
     ///
     /// A slot already below the low-water mark was finished and swept while the
     /// caller was on its way (a taker stalled between its head ticket and its
     /// `increment(s, HOLDER)`, a scan that read the slot before the sweep): it
-    /// is left alone. If the caller's `increment(s, HOLDER)` answered `HOLDER`
-    /// (`created`), that increment re-created a commit counter the slot's writer
-    /// had already deleted (it came, found the slot given up, and moved on: a
-    /// counter is only ever missing once its writer has been), so it is taken
-    /// back rather than left for nobody.
-    pub(crate) async fn dead(&self, slot: &Slot, created: bool) -> Result<()> {
+    /// is left alone, but a counter the caller re-created or that is spent is
+    /// taken back rather than left for nobody.
+    pub(crate) async fn dead(&self, slot: &Slot, fence: Fence) -> Result<()> {
         let (rec, low) = self.read_slot(slot, false).await?;
         if slot.index < low {
-            if created {
+            if fence != Fence::Found {
                 self.store.delete(&slot.keys.commit()).await?;
             }
             return Ok(());
@@ -163,7 +227,27 @@ impl<S: Store, E: Env> Engine<S, E> {
             left.push(slot.keys.record());
             self.store.delete_many(&left).await?;
         }
-        self.set_state(slot, SlotState::Dead).await?;
-        self.advance_low(slot, SlotState::Dead).await
+        // A spent counter is swept with the slot, like a finished one's.
+        let state = match fence {
+            Fence::Spent => SlotState::Done { claims: 0 },
+            Fence::Created | Fence::Found => SlotState::Dead,
+        };
+        self.set_state(slot, state).await?;
+        self.advance_low(slot, state).await
     }
+}
+
+/// What a decider's increment found in a slot's commit counter: whether the
+/// counter must outlive the slot until its writer comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fence {
+    /// The increment created it (`HOLDER` alone): the slot's writer may still
+    /// come, and must find it — unless the slot was swept already, which means
+    /// its writer had come and deleted it before.
+    Created,
+    /// It was there: whoever wrote it decides whether it goes.
+    Found,
+    /// It held the writer's `WRITER_LOST`: writer and consumer have both come,
+    /// and nobody needs it any more.
+    Spent,
 }

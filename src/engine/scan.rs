@@ -4,8 +4,10 @@
 //! protocol is in the module docs of [`super`] ("Pop, receive, redelivery").
 
 use super::keys::RingKeys;
-use super::ring::GRACE;
-use super::slot::{committed, decode, decode_low, encode, Claim, Slot, SlotState, HOLDER};
+use super::ring::{Fence, GRACE};
+use super::slot::{
+    committed, decode, decode_low, encode, Claim, Slot, SlotState, HOLDER, WRITER_LOST,
+};
 use super::{Engine, Env, Result};
 use crate::model::Millis;
 use crate::store::Store;
@@ -213,10 +215,13 @@ impl<S: Store, E: Env> Engine<S, E> {
     /// its writer, having lost it, may still be deleting it).
     async fn resolve(&self, slot: &Slot) -> Result<bool> {
         let mut s = self.store.increment(&slot.keys.commit(), 0).await?;
-        let mut created = false;
+        // The writer gave up and a taker came after it: the counter is spent.
+        let mut fence = if s >= WRITER_LOST + HOLDER { Fence::Spent } else { Fence::Found };
         if s == 0 {
             s = self.store.increment(&slot.keys.commit(), HOLDER).await?;
-            created = s == HOLDER;
+            if s == HOLDER {
+                fence = Fence::Created;
+            }
         }
         if committed(s) {
             // A writer that lost the slot looks committed until it deletes the
@@ -225,12 +230,12 @@ impl<S: Store, E: Env> Engine<S, E> {
             return match self.read_record_only(slot).await? {
                 Some(rec) => Ok(self.env.now() >= rec.enqueued_at.saturating_add(GRACE)),
                 None => {
-                    self.dead(slot, false).await?;
+                    self.dead(slot, Fence::Found).await?;
                     Ok(false)
                 }
             };
         }
-        self.dead(slot, created).await?;
+        self.dead(slot, fence).await?;
         Ok(false)
     }
 }

@@ -695,7 +695,152 @@ fn a_taker_that_reaches_a_swept_slot_takes_back_the_counter_it_re_created() {
     let slot = slot::Slot::new(&queue.keys.ring(0), 1);
     let s = block_on(e.store().increment(&slot.keys.commit(), slot::HOLDER)).unwrap();
     assert_eq!(s, slot::HOLDER);
-    block_on(e.dead(&slot, true)).unwrap();
+    block_on(e.dead(&slot, super::ring::Fence::Created)).unwrap();
     assert!(per_slot(&e).is_empty(), "left behind: {:?}", per_slot(&e));
     assert_eq!(block_on(e.low(&queue.keys.ring(0))).unwrap(), 2, "the mark stays");
+}
+
+/// A memory store that fails the first `set` or `increment` of one key, before
+/// or after the call takes effect, running a hook first (another host's calls).
+struct FailOnce {
+    inner: std::sync::Arc<MemoryStore>,
+    target: std::sync::Mutex<Option<(String, bool, FailHook)>>,
+}
+
+type FailHook = Box<dyn FnOnce(&std::sync::Arc<MemoryStore>) + Send>;
+
+impl FailOnce {
+    fn new() -> Self {
+        Self { inner: Default::default(), target: std::sync::Mutex::new(None) }
+    }
+
+    /// Fails the next call to `key`; `after`: once it has taken effect.
+    fn fail(
+        &self,
+        key: String,
+        after: bool,
+        hook: impl FnOnce(&std::sync::Arc<MemoryStore>) + Send + 'static,
+    ) {
+        *self.target.lock().unwrap() = Some((key, after, Box::new(hook)));
+    }
+
+    /// Whether this call to `key` fails, and after taking effect.
+    fn failing(&self, key: &str) -> Option<bool> {
+        let mut target = self.target.lock().unwrap();
+        if target.as_ref().is_some_and(|(k, _, _)| k == key) {
+            let (_, after, hook) = target.take().unwrap();
+            hook(&self.inner);
+            return Some(after);
+        }
+        None
+    }
+}
+
+fn injected<T>() -> StoreResult<T> {
+    Err(crate::store::StoreError("injected".into()))
+}
+
+impl Store for FailOnce {
+    fn get(&self, key: &str) -> impl Future<Output = StoreResult<Option<Vec<u8>>>> + Send {
+        self.inner.get(key)
+    }
+    fn get_many(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = StoreResult<Vec<Option<Vec<u8>>>>> + Send {
+        self.inner.get_many(keys)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> impl Future<Output = StoreResult<()>> + Send {
+        use futures::FutureExt;
+        let result = match self.failing(key) {
+            None => self.inner.set(key, value).now_or_never().unwrap(),
+            Some(after) => {
+                if after {
+                    self.inner.set(key, value).now_or_never().unwrap().unwrap();
+                }
+                injected()
+            }
+        };
+        std::future::ready(result)
+    }
+    fn delete(&self, key: &str) -> impl Future<Output = StoreResult<()>> + Send {
+        self.inner.delete(key)
+    }
+    fn delete_many(&self, keys: &[String]) -> impl Future<Output = StoreResult<()>> + Send {
+        self.inner.delete_many(keys)
+    }
+    fn increment(&self, key: &str, delta: i64) -> impl Future<Output = StoreResult<i64>> + Send {
+        use futures::FutureExt;
+        let result = match self.failing(key) {
+            None => self.inner.increment(key, delta).now_or_never().unwrap(),
+            Some(after) => {
+                if after {
+                    self.inner.increment(key, delta).now_or_never().unwrap().unwrap();
+                }
+                injected()
+            }
+        };
+        std::future::ready(result)
+    }
+}
+
+#[test]
+fn a_writer_whose_store_fails_before_committing_leaves_nothing_behind() {
+    use super::ring::GRACE;
+    use futures::FutureExt;
+    // (the key that fails, after it took effect, a consumer reached the slot first)
+    let cases = [("m", false, false), ("m", true, false), ("m", false, true), ("s", false, false)];
+    for (suffix, after, fenced) in cases {
+        let case = format!("{suffix} fails, after: {after}, fenced first: {fenced}");
+        let env = ManualEnv::new(T0, 7);
+        let e = Engine::new(FailOnce::new(), env.clone());
+        let (ns, q) = (n("ns"), n("q"));
+        block_on(e.put_queue(&ns, &q, QueueConfig::default())).unwrap();
+        let slot = slot::Slot::new(&block_on(e.queue(&ns, &q)).unwrap().keys.ring(0), 1);
+        let key = if suffix == "m" { slot.keys.record() } else { slot.keys.commit() };
+        e.store.fail(key, after, move |inner| {
+            if fenced {
+                // Another host finds the slot undecided, and again after GRACE:
+                // it takes the ticket and decides the slot dead.
+                let other = Engine::new(inner.clone(), env.clone());
+                assert!(other
+                    .pop(&n("ns"), &n("q"), 1)
+                    .now_or_never()
+                    .unwrap()
+                    .unwrap()
+                    .is_empty());
+                env.advance(GRACE);
+                assert!(other
+                    .pop(&n("ns"), &n("q"), 1)
+                    .now_or_never()
+                    .unwrap()
+                    .unwrap()
+                    .is_empty());
+            }
+        });
+        assert!(block_on(e.send(&ns, &q, vec![msg("lost")])).unwrap()[0].is_err(), "{case}");
+        // The slot was given up: a consumer passes it at once, and nothing of it
+        // stays, its commit counter included.
+        block_on(e.send(&ns, &q, vec![msg("next")])).unwrap()[0].as_ref().unwrap();
+        assert_eq!(
+            block_on(e.pop(&ns, &q, 5)).unwrap().iter().map(|m| &m.body[..]).collect::<Vec<_>>(),
+            [b"next"],
+            "{case}"
+        );
+        let left: Vec<String> =
+            e.store.inner.keys().into_iter().filter(|k| k.matches('/').count() >= 5).collect();
+        assert!(left.is_empty(), "{case}: left behind {left:?}");
+    }
+}
+
+#[test]
+fn a_commit_that_landed_before_its_call_failed_is_a_successful_send() {
+    let e = Engine::new(FailOnce::new(), ManualEnv::new(T0, 7));
+    let (ns, q) = (n("ns"), n("q"));
+    block_on(e.put_queue(&ns, &q, QueueConfig::default())).unwrap();
+    let slot = slot::Slot::new(&block_on(e.queue(&ns, &q)).unwrap().keys.ring(0), 1);
+    e.store.fail(slot.keys.commit(), true, |_| {});
+    let sent = block_on(e.send(&ns, &q, vec![msg("a")])).unwrap().remove(0).unwrap();
+    let got = block_on(e.pop(&ns, &q, 5)).unwrap();
+    assert_eq!(got.iter().map(|m| (m.id, &m.body[..])).collect::<Vec<_>>(), [(sent.id, &b"a"[..])]);
 }

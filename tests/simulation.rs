@@ -20,7 +20,9 @@
 //!   may leave its own, unacknowledged record behind).
 //!
 //! `SIM_SEEDS` sets the number of seeds per mode (default 1000 per mode, so CI runs
-//! 2000); `SIM_SEED` replays one seed.
+//! 2000); `SIM_SEED` replays one seed. `SIM_LEFTOVERS=1` prints, per mode, the
+//! per-slot keys left behind after draining (keys nobody will delete: the
+//! protocol's known leaks), counted over all seeds (`--nocapture` to see it).
 
 use bytes::Bytes;
 use edgeq::engine::{Engine, ManualEnv, NewMessage, ReceiveOptions};
@@ -339,8 +341,43 @@ fn run(seed: u64, mode: Mode) -> Result<(), String> {
             return Err(format!("partition {p}: low-water mark {low} behind head {head}"));
         }
     }
+    if std::env::var("SIM_LEFTOVERS").is_ok() {
+        tally_leftovers(&shared.0, partitions);
+    }
     let verdict = check(mode, &log.borrow(), &shared.0);
     verdict
+}
+
+thread_local! {
+    /// `SIM_LEFTOVERS`: per-slot keys left after draining, by kind, over the seeds run.
+    static LEFTOVERS: RefCell<BTreeMap<String, usize>> = RefCell::default();
+}
+
+/// Adds the per-slot keys left in `store` to [`LEFTOVERS`]: after the drain every
+/// slot up to the head is finished and swept, so each one is a key nobody will
+/// delete — except the commit counters of tickets past the tail, which wait for
+/// their writers. Keyed by the key's kind (`s`, `z`, `r0`, ...), where it sits,
+/// and a counter's value.
+fn tally_leftovers(store: &MemoryStore, partitions: u16) {
+    let counter = |k: &str| futures::executor::block_on(store.increment(k, 0)).ok();
+    let rings: Vec<(String, i64)> = (0..partitions)
+        .map(|p| format!("{}/{}/0/{p}/", ns(), q()))
+        .map(|ring| (ring.clone(), counter(&format!("{ring}t")).unwrap_or(0)))
+        .collect();
+    for key in store.keys() {
+        for (ring, tail) in &rings {
+            let Some((index, kind)) =
+                key.strip_prefix(ring.as_str()).and_then(|k| k.split_once('/'))
+            else {
+                continue;
+            };
+            let Ok(index) = index.parse::<i64>() else { continue };
+            let place = if index > *tail { "past the tail" } else { "at or below the tail" };
+            let value = if kind == "s" { format!(" = {:?}", counter(&key)) } else { String::new() };
+            let entry = format!("{kind}{value}, {place}");
+            LEFTOVERS.with(|l| *l.borrow_mut().entry(entry).or_default() += 1);
+        }
+    }
 }
 
 /// Consumes whatever is left with a fault-free host, moving time past every
@@ -504,6 +541,14 @@ fn run_all(mode: Mode) {
         if let Err(e) = run(seed, mode) {
             failures.push(format!("seed {seed}: {e}"));
         }
+    }
+    if std::env::var("SIM_LEFTOVERS").is_ok() {
+        LEFTOVERS.with(|l| {
+            eprintln!("{mode:?}: per-slot keys left after draining, over all seeds:");
+            for (entry, n) in l.take() {
+                eprintln!("  {n:>6}  {entry}");
+            }
+        });
     }
     assert!(
         failures.is_empty(),

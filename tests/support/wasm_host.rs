@@ -225,6 +225,11 @@ fn engine() -> wasmtime::Result<&'static Engine> {
         .pagemap_scan(wasmtime::Enabled::Auto);
     let mut config = Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // `EDGEQ_PERFMAP=1`: name the guest's compiled functions for `perf` (see
+    // benches/README.md, "Where the rest goes").
+    if std::env::var_os("EDGEQ_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let engine = Engine::new(&config)?;
     Ok(ENGINE.get_or_init(|| engine))
 }

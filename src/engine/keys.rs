@@ -143,6 +143,10 @@ impl RingKeys {
     pub fn scan(&self) -> String {
         key(&self.prefix, "/sc")
     }
+    /// Value: fences listed for deletion once their writers cannot come (`fences.rs`).
+    pub fn fences(&self) -> String {
+        key(&self.prefix, "/fe")
+    }
     /// Keys of slot `i`.
     pub fn slot(&self, i: u64) -> SlotKeys {
         SlotKeys { prefix: key_n(&self.prefix, "/", i) }

@@ -29,7 +29,8 @@
 //!   flight, dead-lettered, delayed — sent with a delay and not delivered yet);
 //!   `…/i/{key}` and `…/I/{key}`: idempotency decision counter and outcome.
 //! - per partition `p` (a FIFO ticket ring) `…/{p}/t` tail and `…/{p}/h` head
-//!   counters, `…/{p}/lo` low-water mark, `…/{p}/sc` scan cursor.
+//!   counters, `…/{p}/lo` low-water mark, `…/{p}/sc` scan cursor, `…/{p}/fe`
+//!   commit counters to delete once their writers cannot come (`fences.rs`).
 //! - per slot `i`: `…/{i}/m` record (`…/b{j}` body chunks over 64 KiB), `…/s`
 //!   commit counter, `…/c` claim counter and `…/r{k}` claim records, `…/d`
 //!   deliveries counter, `…/z` state hint (written only by whoever decided the
@@ -81,8 +82,9 @@
 //! `i = increment(head, 1)` gives this consumer slot `i` alone and
 //! `increment(s, 2)` decides it against the writer: 3 means the writer committed
 //! first; 2 means the consumer came first and the slot is given up (marked
-//! dead, its counter kept for the writer); with `2^32` in it the writer had
-//! given up already, and the slot is finished with its counter.
+//! dead, its counter kept for the writer and, once the writer holds its ticket,
+//! listed for deletion when it can no longer come: `fences.rs`); with `2^32` in
+//! it the writer had given up already, and the slot is finished with its counter.
 //! Tickets past the tail only cost their writer a retry.
 //!
 //! # Claims (`claim.rs`): who delivers, defers or finishes a message
@@ -177,10 +179,7 @@
 //! # Known limits (next steps)
 //!
 //! Counts (`in_flight` especially) drift if a host dies between a decision and its
-//! count update. A writer that dies between its ticket and its commit (or whose
-//! store fails it throughout) leaves the commit counter a consumer fenced the
-//! slot with: nothing tells that it will never come (`SIM_LEFTOVERS=1` in the
-//! simulation counts these keys). A consumer that dies holding a lease-in-progress intent delays
+//! count update. A consumer that dies holding a lease-in-progress intent delays
 //! that message by the intent's length. Counters of finished slots can be
 //! re-created (as zeros), and their `u` stamps rewritten, by a very late reader
 //! (after a 20,000-message pop stress on Redis with eight consumers,
@@ -194,10 +193,11 @@
 //! two sweeps that read it one after the other can write it back onto slots
 //! already swept. Such a slot looks undecided and is not below the mark; at the
 //! mark with a batch taken since, a scan decides it at once (`resolve`: dead,
-//! swept, the mark moves on), leaving its commit counter behind: the decision
-//! re-creates it, and no writer comes to delete it (10 to 25 such counters, in
-//! runs of consecutive slots, after the stress above; the two or three at the
-//! head past the tail wait for the next writers and are not left). (Waiting
+//! swept, the mark moves on). The decision re-creates its commit counter, and no
+//! writer comes to delete it: the fence list (`fences.rs`) deletes it `GRACE`
+//! later, as it does the fences of writers that died between their ticket and
+//! their commit (a list entry two deciders write at once can still be lost:
+//! `SIM_LEFTOVERS=1` in the simulation counts the keys left). (Waiting
 //! `GRACE` for it held the mark, and every sweep behind it, for five seconds:
 //! 16,000 finished slots were left unswept at the end of a 20,000-message pop
 //! stress on Redis with eight consumers.)
@@ -207,6 +207,7 @@ mod claim;
 mod deliver;
 mod error;
 mod exchange;
+mod fences;
 mod hint;
 mod keys;
 mod manual;

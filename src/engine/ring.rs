@@ -143,7 +143,8 @@ impl<S: Store, E: Env> Engine<S, E> {
             if r == HOLDER {
                 self.hints.forget(ring);
             }
-            self.decide_uncommitted(&slot, r).await?;
+            // The tail was not read: the ticket may not be handed out yet.
+            self.decide_uncommitted(&slot, r, false).await?;
         }
         for _ in 0..TAKE_STEPS {
             let head = self.store.increment(&ring.head(), 0).await?;
@@ -172,7 +173,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             let slot = Slot::new(ring, index);
             match self.store.increment(&slot.keys.commit(), HOLDER).await? {
                 r if r == WRITER_COMMIT + HOLDER => return Ok(Some(slot)),
-                r => self.decide_uncommitted(&slot, r).await?,
+                r => self.decide_uncommitted(&slot, r, index as i64 <= tail).await?,
             }
         }
         Ok(None)
@@ -183,11 +184,17 @@ impl<S: Store, E: Env> Engine<S, E> {
     /// we came first, and the slot is given up (its writer retries) — or a scan
     /// standing in for a lost consumer decided it already. With `WRITER_LOST`:
     /// the writer gave the slot up before we came, and the counter has served.
-    /// Anything else is a slot a scan decided before us.
-    async fn decide_uncommitted(&self, slot: &Slot, r: i64) -> Result<()> {
+    /// Anything else is a slot a scan decided before us. A fence we created on a
+    /// ticket `handed_out` to a writer is listed for deletion (`fences.rs`).
+    async fn decide_uncommitted(&self, slot: &Slot, r: i64, handed_out: bool) -> Result<()> {
         match r {
-            HOLDER => self.dead(slot, Fence::Created).await,
-            r if r >= WRITER_LOST => self.dead(slot, Fence::Spent).await,
+            HOLDER => {
+                if self.dead(slot, Fence::Created).await? && handed_out {
+                    self.list_fence(slot).await?;
+                }
+                Ok(())
+            }
+            r if r >= WRITER_LOST => self.dead(slot, Fence::Spent).await.map(drop),
             _ => Ok(()),
         }
     }
@@ -213,14 +220,15 @@ impl<S: Store, E: Env> Engine<S, E> {
     /// caller was on its way (a taker stalled between its head ticket and its
     /// `increment(s, HOLDER)`, a scan that read the slot before the sweep): it
     /// is left alone, but a counter the caller re-created or that is spent is
-    /// taken back rather than left for nobody.
-    pub(crate) async fn dead(&self, slot: &Slot, fence: Fence) -> Result<()> {
+    /// taken back rather than left for nobody. Returns whether a fence the
+    /// caller created stays, for its writer.
+    pub(crate) async fn dead(&self, slot: &Slot, fence: Fence) -> Result<bool> {
         let (rec, low) = self.read_slot(slot, false).await?;
         if slot.index < low {
             if fence != Fence::Found {
                 self.store.delete(&slot.keys.commit()).await?;
             }
-            return Ok(());
+            return Ok(false);
         }
         if let Some(rec) = rec {
             let mut left: Vec<String> = (0..rec.chunks).map(|j| slot.keys.chunk(j)).collect();
@@ -233,7 +241,8 @@ impl<S: Store, E: Env> Engine<S, E> {
             Fence::Created | Fence::Found => SlotState::Dead,
         };
         self.set_state(slot, state).await?;
-        self.advance_low(slot, state).await
+        self.advance_low(slot, state).await?;
+        Ok(fence == Fence::Created)
     }
 }
 

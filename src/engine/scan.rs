@@ -3,6 +3,7 @@
 //! slots whose consumer vanished) and sweeps finished runs at the mark. The
 //! protocol is in the module docs of [`super`] ("Pop, receive, redelivery").
 
+use super::fences::Fences;
 use super::keys::RingKeys;
 use super::ring::{Fence, GRACE};
 use super::slot::{
@@ -28,7 +29,13 @@ impl<S: Store, E: Env> Engine<S, E> {
         now: Millis,
         want: usize,
     ) -> Result<Vec<(Slot, u64)>> {
-        let low = self.low(ring).await?;
+        // The low-water mark, and the fences listed for deletion (`fences.rs`).
+        let mut got = self.store.get_many(&[ring.low(), ring.fences()]).await?.into_iter();
+        let low = decode_low(ring, got.next().flatten())?;
+        let fences = Fences::decode(ring, got.next().flatten())?;
+        if fences.any_due(now) {
+            self.drop_due_fences(ring, fences, now).await?;
+        }
         let head = self.store.increment(&ring.head(), 0).await?.max(0) as u64;
         if low > head {
             return Ok(Vec::new());
@@ -235,7 +242,11 @@ impl<S: Store, E: Env> Engine<S, E> {
                 }
             };
         }
-        self.dead(slot, fence).await?;
+        if self.dead(slot, fence).await?
+            && self.store.increment(&slot.ring.tail(), 0).await? >= slot.index as i64
+        {
+            self.list_fence(slot).await?;
+        }
         Ok(false)
     }
 }

@@ -565,6 +565,48 @@ fn a_mark_moved_back_onto_swept_slots_catches_up_without_waiting_grace() {
     // Empty pops scan at the mark: the clock has not moved, yet the mark is past
     // the head again.
     assert_eq!(block_on(e.low(&ring)).unwrap(), 81);
+    // Deciding slots 38-40 again re-created their commit counters; they were
+    // listed, and go with the first scan GRACE later.
+    let left = |e: &Engine<MemoryStore, ManualEnv>| -> Vec<String> {
+        e.store().keys().into_iter().filter(|k| k.matches('/').count() >= 5).collect()
+    };
+    assert_eq!(left(&e).len(), 3, "{:?}", left(&e));
+    e.env().advance(ring::GRACE);
+    assert!(pop_bodies(&e, "q", 1).is_empty());
+    assert!(left(&e).is_empty(), "left behind: {:?}", left(&e));
+    assert_eq!(block_on(e.store().get(&ring.fences())).unwrap(), None);
+}
+
+#[test]
+fn the_fence_of_a_writer_that_died_after_its_ticket_goes_after_grace() {
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    let ring = block_on(e.queue(&n("ns"), &n("q"))).unwrap().keys.ring(0);
+    let left = |e: &Engine<MemoryStore, ManualEnv>| -> Vec<String> {
+        e.store().keys().into_iter().filter(|k| k.matches('/').count() >= 5).collect()
+    };
+    // A writer takes ticket 1 and dies.
+    assert_eq!(block_on(e.store().increment(&ring.tail(), 1)).unwrap(), 1);
+    // The first look stamps the slot; GRACE later a consumer fences it (HOLDER)
+    // and decides it dead. The counter must stay for now: a writer that is only
+    // slow still has to find the fence.
+    assert!(pop_bodies(&e, "q", 1).is_empty());
+    e.env().advance(ring::GRACE);
+    assert!(pop_bodies(&e, "q", 1).is_empty());
+    let queue = block_on(e.queue(&n("ns"), &n("q"))).unwrap();
+    let commit = queue.keys.ring(0).slot(1).commit();
+    assert_eq!(left(&e), std::slice::from_ref(&commit));
+    assert_eq!(block_on(e.store().increment(&commit, 0)).unwrap(), slot::HOLDER);
+    // Before GRACE has passed again, a scan keeps it; after, it goes.
+    e.env().advance(ring::GRACE - 1);
+    assert!(pop_bodies(&e, "q", 1).is_empty());
+    assert_eq!(left(&e), [commit]);
+    e.env().advance(1);
+    assert!(pop_bodies(&e, "q", 1).is_empty());
+    assert!(left(&e).is_empty(), "left behind: {:?}", left(&e));
+    // The queue goes on as before.
+    send(&e, "q", "a");
+    assert_eq!(pop_bodies(&e, "q", 1), ["a"]);
 }
 
 /// A memory store that runs a hook once, just before the first write to one

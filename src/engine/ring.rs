@@ -40,8 +40,9 @@ impl<S: Store, E: Env> Engine<S, E> {
             let slot = Slot::new(ring, index);
             let mut written = Vec::with_capacity(rec.chunks as usize + 1);
             if let Err(e) = self.write(&slot, rec, body, &mut written).await {
-                // Nothing was committed: give the slot up rather than leave it to
-                // consumers, whose fence would then wait for a writer never coming.
+                // Nothing was committed: give the slot up (as far as the store
+                // lets us) rather than leave consumers a fence for a writer that
+                // never comes.
                 let _ = self.give_up(&slot, &written).await;
                 return Err(e);
             }
@@ -84,11 +85,15 @@ impl<S: Store, E: Env> Engine<S, E> {
         written: &mut Vec<String>,
     ) -> Result<()> {
         for (j, chunk) in body.chunks(super::slot::CHUNK).enumerate() {
-            written.push(slot.keys.chunk(j as u32));
-            self.store.set(&slot.keys.chunk(j as u32), chunk).await?;
+            let key = slot.keys.chunk(j as u32);
+            let done = self.store.set(&key, chunk).await;
+            written.push(key);
+            done?;
         }
-        written.push(slot.keys.record());
-        Ok(self.store.set(&slot.keys.record(), &rec.encode()).await?)
+        let key = slot.keys.record();
+        let done = self.store.set(&key, &rec.encode()).await;
+        written.push(key);
+        Ok(done?)
     }
 
     /// Gives `slot` up without committing (adding `WRITER_LOST`, so it can never

@@ -38,6 +38,12 @@ fn receive(e: &Engine<MemoryStore, ManualEnv>, q: &str, vt: u64) -> Vec<Message>
     block_on(e.receive(&n("ns"), &n(q), opts)).unwrap()
 }
 
+/// The keys of single slots (`ns/q/inc/p/i/…`), of which a drained queue whose
+/// slots were all swept has none.
+fn slot_keys(store: &MemoryStore) -> Vec<String> {
+    store.keys().into_iter().filter(|k| k.matches('/').count() >= 5).collect()
+}
+
 fn create(e: &Engine<MemoryStore, ManualEnv>, q: &str, config: QueueConfig) {
     block_on(e.put_queue(&n("ns"), &n(q), config)).unwrap();
 }
@@ -56,8 +62,7 @@ fn pop_is_fifo_and_leaves_no_keys_behind() {
     let stats = block_on(e.get_queue(&n("ns"), &n("q"))).unwrap().stats.unwrap();
     assert_eq!((stats.messages, stats.bytes), (0, 0));
     // Ring counters and stats counters remain; no per-message key does.
-    let left: Vec<String> =
-        e.store().keys().into_iter().filter(|k| k.matches('/').count() >= 5).collect();
+    let left = slot_keys(e.store());
     assert!(left.is_empty(), "{left:?} (of {} keys, {baseline} before)", e.store().len());
 }
 
@@ -172,14 +177,14 @@ fn scans_sweep_a_long_run_of_slots_finished_out_of_order() {
     for r in receipts.into_iter().rev() {
         assert!(block_on(e.ack(&n("ns"), &n("q"), &[r])).unwrap()[0].is_ok());
     }
-    let slot_keys = || e.store().keys().into_iter().filter(|k| k.matches('/').count() >= 5).count();
+    let left = || slot_keys(e.store()).len();
     // Each slot finished behind the mark keeps its state, commit counter,
     // delivery count and claim record until a scan sweeps it.
-    assert!(slot_keys() >= 199 * 4, "{}", slot_keys());
+    assert!(left() >= 199 * 4, "{}", left());
     // Two calls on the empty queue scan; one of them starts at the mark.
     assert!(pop_bodies(&e, "q", 1).is_empty());
     assert!(pop_bodies(&e, "q", 1).is_empty());
-    assert_eq!(slot_keys(), 0);
+    assert_eq!(left(), 0);
 }
 
 #[test]
@@ -567,13 +572,10 @@ fn a_mark_moved_back_onto_swept_slots_catches_up_without_waiting_grace() {
     assert_eq!(block_on(e.low(&ring)).unwrap(), 81);
     // Deciding slots 38-40 again re-created their commit counters; they were
     // listed, and go with the first scan GRACE later.
-    let left = |e: &Engine<MemoryStore, ManualEnv>| -> Vec<String> {
-        e.store().keys().into_iter().filter(|k| k.matches('/').count() >= 5).collect()
-    };
-    assert_eq!(left(&e).len(), 3, "{:?}", left(&e));
+    assert_eq!(slot_keys(e.store()).len(), 3, "{:?}", slot_keys(e.store()));
     e.env().advance(ring::GRACE);
     assert!(pop_bodies(&e, "q", 1).is_empty());
-    assert!(left(&e).is_empty(), "left behind: {:?}", left(&e));
+    assert!(slot_keys(e.store()).is_empty(), "left behind: {:?}", slot_keys(e.store()));
     assert_eq!(block_on(e.store().get(&ring.fences())).unwrap(), None);
 }
 
@@ -582,9 +584,6 @@ fn the_fence_of_a_writer_that_died_after_its_ticket_goes_after_grace() {
     let e = engine();
     create(&e, "q", QueueConfig::default());
     let ring = block_on(e.queue(&n("ns"), &n("q"))).unwrap().keys.ring(0);
-    let left = |e: &Engine<MemoryStore, ManualEnv>| -> Vec<String> {
-        e.store().keys().into_iter().filter(|k| k.matches('/').count() >= 5).collect()
-    };
     // A writer takes ticket 1 and dies.
     assert_eq!(block_on(e.store().increment(&ring.tail(), 1)).unwrap(), 1);
     // The first look stamps the slot; GRACE later a consumer fences it (HOLDER)
@@ -595,37 +594,98 @@ fn the_fence_of_a_writer_that_died_after_its_ticket_goes_after_grace() {
     assert!(pop_bodies(&e, "q", 1).is_empty());
     let queue = block_on(e.queue(&n("ns"), &n("q"))).unwrap();
     let commit = queue.keys.ring(0).slot(1).commit();
-    assert_eq!(left(&e), std::slice::from_ref(&commit));
+    assert_eq!(slot_keys(e.store()), std::slice::from_ref(&commit));
     assert_eq!(block_on(e.store().increment(&commit, 0)).unwrap(), slot::HOLDER);
     // Before GRACE has passed again, a scan keeps it; after, it goes.
     e.env().advance(ring::GRACE - 1);
     assert!(pop_bodies(&e, "q", 1).is_empty());
-    assert_eq!(left(&e), [commit]);
+    assert_eq!(slot_keys(e.store()), [commit]);
     e.env().advance(1);
     assert!(pop_bodies(&e, "q", 1).is_empty());
-    assert!(left(&e).is_empty(), "left behind: {:?}", left(&e));
+    assert!(slot_keys(e.store()).is_empty(), "left behind: {:?}", slot_keys(e.store()));
     // The queue goes on as before.
     send(&e, "q", "a");
     assert_eq!(pop_bodies(&e, "q", 1), ["a"]);
 }
 
-/// A memory store that runs a hook once, just before the first write to one
-/// key: to land another host's calls between two calls of the engine's own.
+/// A memory store that runs a hook once, just before the first `set` or
+/// `increment` of one key (to land another host's calls between two calls of the
+/// engine's own), and can then fail that call, before or after it takes effect.
 #[derive(Default)]
-struct BeforeWrite {
-    inner: MemoryStore,
+struct Intercept {
+    inner: std::sync::Arc<MemoryStore>,
     hook: std::sync::Mutex<Option<(String, Hook)>>,
 }
 
-type Hook = Box<dyn FnOnce(&MemoryStore) + Send>;
+type Hook = Box<dyn FnOnce(&std::sync::Arc<MemoryStore>) -> Then + Send>;
 
-impl BeforeWrite {
-    fn before(&self, key: String, hook: impl FnOnce(&MemoryStore) + Send + 'static) {
+/// What the intercepted call does once its hook has run.
+enum Then {
+    Proceed,
+    FailBefore,
+    FailAfter,
+}
+
+impl Intercept {
+    /// Runs `hook` just before the first write to `key`.
+    fn before(
+        &self,
+        key: String,
+        hook: impl FnOnce(&std::sync::Arc<MemoryStore>) + Send + 'static,
+    ) {
+        self.on(key, move |s| {
+            hook(s);
+            Then::Proceed
+        });
+    }
+
+    /// Runs `hook`, then fails the first write to `key`; `after`: once it has
+    /// taken effect.
+    fn fail(
+        &self,
+        key: String,
+        after: bool,
+        hook: impl FnOnce(&std::sync::Arc<MemoryStore>) + Send + 'static,
+    ) {
+        self.on(key, move |s| {
+            hook(s);
+            if after {
+                Then::FailAfter
+            } else {
+                Then::FailBefore
+            }
+        });
+    }
+
+    fn on(
+        &self,
+        key: String,
+        hook: impl FnOnce(&std::sync::Arc<MemoryStore>) -> Then + Send + 'static,
+    ) {
         *self.hook.lock().unwrap() = Some((key, Box::new(hook)));
+    }
+
+    /// `write` (a call on `inner`) to `key`, intercepted if it is the hook's.
+    fn write<T>(
+        &self,
+        key: &str,
+        write: impl FnOnce() -> StoreResult<T>,
+    ) -> std::future::Ready<StoreResult<T>> {
+        let hook = self.hook.lock().unwrap().take_if(|(k, _)| k == key);
+        let then = hook.map_or(Then::Proceed, |(_, hook)| hook(&self.inner));
+        let injected = || Err(crate::store::StoreError("injected".into()));
+        std::future::ready(match then {
+            Then::Proceed => write(),
+            Then::FailBefore => injected(),
+            Then::FailAfter => {
+                write().expect("the intercepted write");
+                injected()
+            }
+        })
     }
 }
 
-impl Store for BeforeWrite {
+impl Store for Intercept {
     fn get(&self, key: &str) -> impl Future<Output = StoreResult<Option<Vec<u8>>>> + Send {
         self.inner.get(key)
     }
@@ -636,12 +696,8 @@ impl Store for BeforeWrite {
         self.inner.get_many(keys)
     }
     fn set(&self, key: &str, value: &[u8]) -> impl Future<Output = StoreResult<()>> + Send {
-        let mut hook = self.hook.lock().unwrap();
-        if hook.as_ref().is_some_and(|(k, _)| k == key) {
-            let (_, run) = hook.take().unwrap();
-            run(&self.inner);
-        }
-        self.inner.set(key, value)
+        use futures::FutureExt;
+        self.write(key, || self.inner.set(key, value).now_or_never().unwrap())
     }
     fn delete(&self, key: &str) -> impl Future<Output = StoreResult<()>> + Send {
         self.inner.delete(key)
@@ -650,7 +706,8 @@ impl Store for BeforeWrite {
         self.inner.delete_many(keys)
     }
     fn increment(&self, key: &str, delta: i64) -> impl Future<Output = StoreResult<i64>> + Send {
-        self.inner.increment(key, delta)
+        use futures::FutureExt;
+        self.write(key, || self.inner.increment(key, delta).now_or_never().unwrap())
     }
 }
 
@@ -659,7 +716,7 @@ fn a_stamp_that_lands_after_its_slot_was_claimed_or_swept_is_taken_back() {
     use super::slot::{encode, Claim};
     use futures::FutureExt;
     for swept in [false, true] {
-        let e = Engine::new(BeforeWrite::default(), ManualEnv::new(T0, 7));
+        let e = Engine::new(Intercept::default(), ManualEnv::new(T0, 7));
         let (ns, q) = (n("ns"), n("q"));
         block_on(e.put_queue(&ns, &q, QueueConfig::default())).unwrap();
         block_on(e.send(&ns, &q, vec![msg("a")])).unwrap();
@@ -727,10 +784,7 @@ fn a_taker_that_reaches_a_swept_slot_takes_back_the_counter_it_re_created() {
     send(&e, "q", "a");
     // Slot 1 is finished at the mark and swept: none of its keys is left.
     assert_eq!(pop_bodies(&e, "q", 1), ["a"]);
-    let per_slot = |e: &Engine<MemoryStore, ManualEnv>| -> Vec<String> {
-        e.store().keys().into_iter().filter(|k| k.matches('/').count() >= 5).collect()
-    };
-    assert!(per_slot(&e).is_empty(), "{:?}", per_slot(&e));
+    assert!(slot_keys(e.store()).is_empty(), "{:?}", slot_keys(e.store()));
     // A taker that got ticket 1 and stalled before deciding it arrives only now:
     // its increment re-creates the commit counter, and it finds itself first.
     let queue = block_on(e.queue(&n("ns"), &n("q"))).unwrap();
@@ -738,92 +792,8 @@ fn a_taker_that_reaches_a_swept_slot_takes_back_the_counter_it_re_created() {
     let s = block_on(e.store().increment(&slot.keys.commit(), slot::HOLDER)).unwrap();
     assert_eq!(s, slot::HOLDER);
     block_on(e.dead(&slot, super::ring::Fence::Created)).unwrap();
-    assert!(per_slot(&e).is_empty(), "left behind: {:?}", per_slot(&e));
+    assert!(slot_keys(e.store()).is_empty(), "left behind: {:?}", slot_keys(e.store()));
     assert_eq!(block_on(e.low(&queue.keys.ring(0))).unwrap(), 2, "the mark stays");
-}
-
-/// A memory store that fails the first `set` or `increment` of one key, before
-/// or after the call takes effect, running a hook first (another host's calls).
-struct FailOnce {
-    inner: std::sync::Arc<MemoryStore>,
-    target: std::sync::Mutex<Option<(String, bool, FailHook)>>,
-}
-
-type FailHook = Box<dyn FnOnce(&std::sync::Arc<MemoryStore>) + Send>;
-
-impl FailOnce {
-    fn new() -> Self {
-        Self { inner: Default::default(), target: std::sync::Mutex::new(None) }
-    }
-
-    /// Fails the next call to `key`; `after`: once it has taken effect.
-    fn fail(
-        &self,
-        key: String,
-        after: bool,
-        hook: impl FnOnce(&std::sync::Arc<MemoryStore>) + Send + 'static,
-    ) {
-        *self.target.lock().unwrap() = Some((key, after, Box::new(hook)));
-    }
-
-    /// Whether this call to `key` fails, and after taking effect.
-    fn failing(&self, key: &str) -> Option<bool> {
-        let mut target = self.target.lock().unwrap();
-        if target.as_ref().is_some_and(|(k, _, _)| k == key) {
-            let (_, after, hook) = target.take().unwrap();
-            hook(&self.inner);
-            return Some(after);
-        }
-        None
-    }
-}
-
-fn injected<T>() -> StoreResult<T> {
-    Err(crate::store::StoreError("injected".into()))
-}
-
-impl Store for FailOnce {
-    fn get(&self, key: &str) -> impl Future<Output = StoreResult<Option<Vec<u8>>>> + Send {
-        self.inner.get(key)
-    }
-    fn get_many(
-        &self,
-        keys: &[String],
-    ) -> impl Future<Output = StoreResult<Vec<Option<Vec<u8>>>>> + Send {
-        self.inner.get_many(keys)
-    }
-    fn set(&self, key: &str, value: &[u8]) -> impl Future<Output = StoreResult<()>> + Send {
-        use futures::FutureExt;
-        let result = match self.failing(key) {
-            None => self.inner.set(key, value).now_or_never().unwrap(),
-            Some(after) => {
-                if after {
-                    self.inner.set(key, value).now_or_never().unwrap().unwrap();
-                }
-                injected()
-            }
-        };
-        std::future::ready(result)
-    }
-    fn delete(&self, key: &str) -> impl Future<Output = StoreResult<()>> + Send {
-        self.inner.delete(key)
-    }
-    fn delete_many(&self, keys: &[String]) -> impl Future<Output = StoreResult<()>> + Send {
-        self.inner.delete_many(keys)
-    }
-    fn increment(&self, key: &str, delta: i64) -> impl Future<Output = StoreResult<i64>> + Send {
-        use futures::FutureExt;
-        let result = match self.failing(key) {
-            None => self.inner.increment(key, delta).now_or_never().unwrap(),
-            Some(after) => {
-                if after {
-                    self.inner.increment(key, delta).now_or_never().unwrap().unwrap();
-                }
-                injected()
-            }
-        };
-        std::future::ready(result)
-    }
 }
 
 #[test]
@@ -835,7 +805,7 @@ fn a_writer_whose_store_fails_before_committing_leaves_nothing_behind() {
     for (suffix, after, fenced) in cases {
         let case = format!("{suffix} fails, after: {after}, fenced first: {fenced}");
         let env = ManualEnv::new(T0, 7);
-        let e = Engine::new(FailOnce::new(), env.clone());
+        let e = Engine::new(Intercept::default(), env.clone());
         let (ns, q) = (n("ns"), n("q"));
         block_on(e.put_queue(&ns, &q, QueueConfig::default())).unwrap();
         let slot = slot::Slot::new(&block_on(e.queue(&ns, &q)).unwrap().keys.ring(0), 1);
@@ -869,15 +839,14 @@ fn a_writer_whose_store_fails_before_committing_leaves_nothing_behind() {
             [b"next"],
             "{case}"
         );
-        let left: Vec<String> =
-            e.store.inner.keys().into_iter().filter(|k| k.matches('/').count() >= 5).collect();
+        let left = slot_keys(&e.store.inner);
         assert!(left.is_empty(), "{case}: left behind {left:?}");
     }
 }
 
 #[test]
 fn a_commit_that_landed_before_its_call_failed_is_a_successful_send() {
-    let e = Engine::new(FailOnce::new(), ManualEnv::new(T0, 7));
+    let e = Engine::new(Intercept::default(), ManualEnv::new(T0, 7));
     let (ns, q) = (n("ns"), n("q"));
     block_on(e.put_queue(&ns, &q, QueueConfig::default())).unwrap();
     let slot = slot::Slot::new(&block_on(e.queue(&ns, &q)).unwrap().keys.ring(0), 1);

@@ -30,9 +30,8 @@ impl<S: Store, E: Env> Engine<S, E> {
         want: usize,
     ) -> Result<Vec<(Slot, u64)>> {
         // The low-water mark, and the fences listed for deletion (`fences.rs`).
-        let mut got = self.store.get_many(&[ring.low(), ring.fences()]).await?.into_iter();
-        let low = decode_low(ring, got.next().flatten())?;
-        let fences = Fences::decode(ring, got.next().flatten())?;
+        let (mut got, low) = self.get_many_and_low(ring, vec![ring.fences()]).await?;
+        let fences = Fences::decode(ring, got.pop().flatten())?;
         if fences.any_due(now) {
             self.drop_due_fences(ring, fences, now).await?;
         }

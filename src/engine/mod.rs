@@ -77,7 +77,10 @@
 //! skips this check: `hint.rs`.) Near the tail, peek at the next slot's commit
 //! counter: still 0 means its writer is at work, so report empty instead of
 //! making it retry — unless the slot was first seen undecided more than `GRACE`
-//! ago (stamped in `u`). (Deep in a backlog the peek is skipped: the peek only
+//! ago (stamped in `u`). A stamp written on first sight is followed by one more
+//! read of `head`: if it moved, another consumer took the slot meanwhile and may
+//! have finished and swept it before the stamp landed, so the stamp is deleted
+//! again. (Deep in a backlog the peek is skipped: the peek only
 //! spares writers a retry, it decides nothing.) Then
 //! `i = increment(head, 1)` gives this consumer slot `i` alone and
 //! `increment(s, 2)` decides it against the writer: 3 means the writer committed
@@ -181,9 +184,14 @@
 //! Counts (`in_flight` especially) drift if a host dies between a decision and its
 //! count update. A consumer that dies holding a lease-in-progress intent delays
 //! that message by the intent's length. Counters of finished slots can be
-//! re-created (as zeros), and their `u` stamps rewritten, by a very late reader
-//! (after a 20,000-message pop stress on Redis with eight consumers,
-//! `LEFTOVERS=1` in `benches/stress.sh`, 2 to 8 stamps are left).
+//! re-created (as zeros), and their `u` stamps rewritten, by a very late reader.
+//! One window is known to leave a `u` stamp (2 to 5 after a 20,000-message pop
+//! stress on Redis with eight consumers, `LEFTOVERS=1` in `benches/stress.sh`;
+//! traced with Redis `MONITOR`): a consumer finishing the slot at the mark deletes
+//! its keys *before* moving the mark (so a host dying in between leaves the slot
+//! to a scan, not its keys below the mark), and a scan that reads the slot and
+//! re-reads claim 0 and the mark inside that one-call window sees an undecided
+//! slot at the mark and keeps its stamp.
 //! The idempotency record lives as long as the queue incarnation.
 //!
 //! A taker (or scan) whose `increment(s, HOLDER)` reaches a slot that was swept

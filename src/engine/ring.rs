@@ -169,9 +169,14 @@ impl<S: Store, E: Env> Engine<S, E> {
                     // since we looked: look again.
                     continue;
                 }
-                if !self.overdue(&next, now).await? {
+                match self.overdue(&next, now).await? {
+                    Seen::Overdue => {}
                     // Its writer is still at work: do not make it retry.
-                    return Ok(None);
+                    Seen::Waiting => return Ok(None),
+                    Seen::Stamped => {
+                        self.unstamp_if_taken(ring, &next, head).await?;
+                        return Ok(None);
+                    }
                 }
             }
             let index = self.store.increment(&ring.head(), 1).await? as u64;
@@ -206,15 +211,30 @@ impl<S: Store, E: Env> Engine<S, E> {
 
     /// Whether an undecided slot has waited out the grace period since it was
     /// first seen undecided (stamping that time on first sight).
-    pub(crate) async fn overdue(&self, slot: &Slot, now: Millis) -> Result<bool> {
+    async fn overdue(&self, slot: &Slot, now: Millis) -> Result<Seen> {
         let key = slot.keys.seen();
         match self.store.get(&key).await? {
             None => {
                 self.store.set(&key, &encode(&now)).await?;
-                Ok(false)
+                Ok(Seen::Stamped)
             }
-            Some(v) => Ok(now >= decode::<Millis>(&key, &v)?.saturating_add(GRACE)),
+            Some(v) if now >= decode::<Millis>(&key, &v)?.saturating_add(GRACE) => {
+                Ok(Seen::Overdue)
+            }
+            Some(_) => Ok(Seen::Waiting),
         }
+    }
+
+    /// Takes back the stamp just written on the head's next slot if a consumer
+    /// took that slot since `head` was read: it may have finished and swept the
+    /// slot before the stamp landed, and a stamp below the mark is a key nobody
+    /// deletes. (Its taker decides the slot; should it die first, a scan stamps
+    /// the slot again.)
+    async fn unstamp_if_taken(&self, ring: &RingKeys, slot: &Slot, head: i64) -> Result<()> {
+        if self.store.increment(&ring.head(), 0).await? != head {
+            self.store.delete(&slot.keys.seen()).await?;
+        }
+        Ok(())
     }
 
     /// Marks a slot given up before its writer committed, removing what a writer
@@ -249,6 +269,16 @@ impl<S: Store, E: Env> Engine<S, E> {
         self.advance_low(slot, state).await?;
         Ok(fence == Fence::Created)
     }
+}
+
+/// What `overdue` found under an undecided slot's stamp.
+enum Seen {
+    /// Nothing: the stamp was written now.
+    Stamped,
+    /// A stamp less than `GRACE` old.
+    Waiting,
+    /// A stamp at least `GRACE` old: the slot's writer is given up on.
+    Overdue,
 }
 
 /// What a decider's increment found in a slot's commit counter: whether the

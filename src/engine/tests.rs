@@ -745,6 +745,34 @@ fn a_stamp_that_lands_after_its_slot_was_claimed_or_swept_is_taken_back() {
 }
 
 #[test]
+fn a_head_stamp_that_lands_after_its_slot_was_taken_is_taken_back() {
+    use super::slot::encode;
+    use futures::FutureExt;
+    for taken in [false, true] {
+        let e = Engine::new(Intercept::default(), ManualEnv::new(T0, 7));
+        let (ns, q) = (n("ns"), n("q"));
+        block_on(e.put_queue(&ns, &q, QueueConfig::default())).unwrap();
+        let ring = block_on(e.queue(&ns, &q)).unwrap().keys.ring(0);
+        // A writer holds ticket 1 and has not committed: a pop peeks at slot 1,
+        // finds it undecided and stamps it. Before the stamp lands, another
+        // consumer takes the slot, finishes it and sweeps it (the mark moves).
+        block_on(e.store.increment(&ring.tail(), 1)).unwrap();
+        let slot = slot::Slot::new(&ring, 1);
+        if taken {
+            let (head, low) = (ring.head(), ring.low());
+            e.store.before(slot.keys.seen(), move |s| {
+                s.increment(&head, 1).now_or_never().unwrap().unwrap();
+                s.set(&low, &encode(&2u64)).now_or_never().unwrap().unwrap();
+            });
+        }
+        assert!(block_on(e.pop(&ns, &q, 1)).unwrap().is_empty());
+        let stamp = block_on(e.store.get(&slot.keys.seen())).unwrap();
+        // Not taken, the stamp stays: it times the writer's grace period.
+        assert_eq!(stamp.is_some(), !taken, "taken: {taken}");
+    }
+}
+
+#[test]
 fn a_queue_kept_with_another_protocol_is_refused_and_left_alone() {
     let e = engine();
     create(&e, "q", QueueConfig::default());

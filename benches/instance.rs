@@ -15,6 +15,10 @@
 //! larger and the VM's noise far wider). In each round the pushes fill the queue
 //! that its pops then empty.
 
+/// The allocator of `examples/embed.rs` (the host `benches/component.sh` serves).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/support/wasm_host.rs"]
 mod wasm_host;
 

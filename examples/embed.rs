@@ -18,6 +18,11 @@
 //! component (default: build this workspace's). Configuration variables come from
 //! `EDGEQ_VAR_<NAME>` environment variables, e.g. `EDGEQ_VAR_NAMESPACE=prod`.
 
+/// mimalloc, as in the native server: each request's instance, host calls and
+/// hyper buffers allocate and free many small objects.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/support/wasm_host.rs"]
 mod wasm_host;
 

@@ -151,8 +151,9 @@
 //! finishing leaves the message to be delivered again after the hold.
 //!
 //! Finishing deletes `m` (and chunks) and gives the count back; at the low-water
-//! mark it deletes the slot's bookkeeping in the same call and moves the mark,
-//! elsewhere it marks `z` done for a later scan to sweep. A scan at the mark that
+//! mark it deletes the slot's bookkeeping in the same call (with the stamp of the
+//! slot just below the mark, should a late one have landed: see the known limits)
+//! and moves the mark, elsewhere it marks `z` done for a later scan to sweep. A scan at the mark that
 //! finds its whole batch finished sweeps up to 7 more batches, so a mark that was
 //! held back catches up with the head. A long-lived deferral at
 //! the mark keeps the mark there, so scans visit the slots behind it in rotation:
@@ -185,13 +186,14 @@
 //! count update. A consumer that dies holding a lease-in-progress intent delays
 //! that message by the intent's length. Counters of finished slots can be
 //! re-created (as zeros), and their `u` stamps rewritten, by a very late reader.
-//! One window is known to leave a `u` stamp (2 to 5 after a 20,000-message pop
-//! stress on Redis with eight consumers, `LEFTOVERS=1` in `benches/stress.sh`;
-//! traced with Redis `MONITOR`): a consumer finishing the slot at the mark deletes
-//! its keys *before* moving the mark (so a host dying in between leaves the slot
-//! to a scan, not its keys below the mark), and a scan that reads the slot and
-//! re-reads claim 0 and the mark inside that one-call window sees an undecided
-//! slot at the mark and keeps its stamp.
+//! A consumer finishing the slot at the mark deletes its keys *before* moving the
+//! mark (so a host dying in between leaves the slot to a scan, not its keys below
+//! the mark), and a scan that reads the slot and re-reads claim 0 and the mark
+//! inside that one-call window sees an undecided slot at the mark and stamps it
+//! (traced with Redis `MONITOR`). The next consumer or sweep to delete keys at the
+//! mark deletes that stamp too (`late_stamp` in `slot.rs`); a stamp landing after
+//! that is left (none after three 20,000-message pop stress runs on Redis with
+//! eight consumers, `LEFTOVERS=1` in `benches/stress.sh`; 2 to 5 before).
 //! The idempotency record lives as long as the queue incarnation.
 //!
 //! A taker (or scan) whose `increment(s, HOLDER)` reaches a slot that was swept

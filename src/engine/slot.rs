@@ -233,6 +233,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             // At the low-water mark: the slot's bookkeeping goes too, and the mark
             // moves past it (a host dying in between leaves the mark for a scan).
             dead.extend(bookkeeping(&slot.keys, SlotState::Done { claims }));
+            dead.extend(late_stamp(&slot.ring, slot.index));
             self.store.delete_many(&dead).await?;
             self.store.set(&slot.ring.low(), &encode(&(slot.index + 1))).await?;
         } else {
@@ -276,10 +277,23 @@ impl<S: Store, E: Env> Engine<S, E> {
         if self.low(ring).await? <= last {
             self.store.set(&ring.low(), &encode(&(last + 1))).await?;
         }
-        let dead: Vec<String> =
+        let mut dead: Vec<String> =
             done.iter().flat_map(|&(i, state)| bookkeeping(&ring.slot(i), state)).collect();
+        dead.extend(late_stamp(ring, done[0].0));
         Ok(self.store.delete_many(&dead).await?)
     }
+}
+
+/// The stamp key of the slot just below `mark`, the slot the mark last moved past,
+/// deleted again with the keys of the next finished slot at the mark. A consumer
+/// finishing a slot at the mark deletes its keys one call before it moves the
+/// mark, and a scan that reads the slot in between takes it for one whose taker
+/// is between ticket and claim and stamps it: that stamp lands after the delete,
+/// below the mark, where no scan looks again (`scan.rs`, `unstamp_taken`).
+/// Nothing else can be under that key by then, so deleting it is always safe; a
+/// stamp that lands later still is left (see the known limits).
+fn late_stamp(ring: &RingKeys, mark: u64) -> Option<String> {
+    (mark > 1).then(|| ring.slot(mark - 1).seen())
 }
 
 /// The low-water mark from the value read under `ring.low()` (1 before any sweep).

@@ -745,6 +745,23 @@ fn a_stamp_that_lands_after_its_slot_was_claimed_or_swept_is_taken_back() {
 }
 
 #[test]
+fn a_stamp_left_below_the_mark_goes_with_the_next_slot_finished_at_the_mark() {
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    send(&e, "q", "a");
+    send(&e, "q", "b");
+    assert_eq!(block_on(e.pop(&n("ns"), &n("q"), 1)).unwrap().len(), 1);
+    // Slot 1 was finished at the mark and the mark moved past it; a scan's stamp
+    // that was on its way lands only now.
+    let ring = block_on(e.queue(&n("ns"), &n("q"))).unwrap().keys.ring(0);
+    let late = slot::Slot::new(&ring, 1).keys.seen();
+    block_on(e.store.set(&late, &slot::encode(&T0))).unwrap();
+    assert_eq!(block_on(e.store.get(&ring.low())).unwrap(), Some(slot::encode(&2u64)));
+    assert_eq!(block_on(e.pop(&n("ns"), &n("q"), 1)).unwrap().len(), 1);
+    assert_eq!(block_on(e.store.get(&late)).unwrap(), None);
+}
+
+#[test]
 fn a_head_stamp_that_lands_after_its_slot_was_taken_is_taken_back() {
     use super::slot::encode;
     use futures::FutureExt;

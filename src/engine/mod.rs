@@ -153,7 +153,11 @@
 //! Finishing deletes `m` (and chunks) and gives the count back; at the low-water
 //! mark it deletes the slot's bookkeeping in the same call (with the stamp of the
 //! slot just below the mark, should a late one have landed: see the known limits)
-//! and moves the mark, elsewhere it marks `z` done for a later scan to sweep. A scan at the mark that
+//! and moves the mark, elsewhere it marks `z` done for a later scan to sweep. A
+//! sweep likewise deletes a run's keys before it moves the mark past the run
+//! (then deletes the run's stamps once more: a scan may have stamped the run in
+//! between), so a host dying between the two leaves the run to the scans rather
+//! than its keys below the mark. A scan at the mark that
 //! finds its whole batch finished sweeps up to 7 more batches, so a mark that was
 //! held back catches up with the head. A long-lived deferral at
 //! the mark keeps the mark there, so scans visit the slots behind it in rotation:

@@ -265,22 +265,32 @@ impl<S: Store, E: Env> Engine<S, E> {
     }
 
     /// Deletes the bookkeeping of `done`, a run of finished (`Done` or `Dead`)
-    /// slots starting at the low-water mark, and moves the mark past them —
-    /// unless another sweeper moved it further since the caller read it: a mark
+    /// slots starting at the low-water mark, and then moves the mark past them —
+    /// unless another sweeper moved it further since this read it: a mark
     /// moved back onto a swept slot would hold scans there for `GRACE`, and the
     /// head runs on meanwhile. (A sweeper can still write between this read and
     /// the write; that is rare, and costs only that.)
+    ///
+    /// Delete first, as a finish at the mark does: a host dying in between
+    /// leaves the run to the scans (its slots look undecided at the mark and are
+    /// decided again), where the other order would leave the run's keys below
+    /// the mark, where no scan looks. A scan reading the run in between stamps
+    /// its slots, so their stamps are deleted once more after the mark moved
+    /// (a stamp written later sees the new mark and is taken back by its scan).
+    /// One more call per sweep, which is once per batch of slots at most.
     pub(crate) async fn sweep(&self, ring: &RingKeys, done: &[(u64, SlotState)]) -> Result<()> {
         let Some(&(last, _)) = done.last() else {
             return Ok(());
         };
-        if self.low(ring).await? <= last {
-            self.store.set(&ring.low(), &encode(&(last + 1))).await?;
-        }
         let mut dead: Vec<String> =
             done.iter().flat_map(|&(i, state)| bookkeeping(&ring.slot(i), state)).collect();
         dead.extend(late_stamp(ring, done[0].0));
-        Ok(self.store.delete_many(&dead).await?)
+        self.store.delete_many(&dead).await?;
+        if self.low(ring).await? <= last {
+            self.store.set(&ring.low(), &encode(&(last + 1))).await?;
+        }
+        let stamps: Vec<String> = done.iter().map(|&(i, _)| ring.slot(i).seen()).collect();
+        Ok(self.store.delete_many(&stamps).await?)
     }
 }
 

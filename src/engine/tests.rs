@@ -762,6 +762,40 @@ fn a_stamp_left_below_the_mark_goes_with_the_next_slot_finished_at_the_mark() {
 }
 
 #[test]
+fn a_sweep_whose_host_dies_around_the_mark_move_leaves_nothing_below_the_mark() {
+    // `moved`: the host dies right after moving the mark, else right before.
+    for moved in [false, true] {
+        let e = Engine::new(Intercept::default(), ManualEnv::new(T0, 7));
+        let (ns, q) = (n("ns"), n("q"));
+        block_on(e.put_queue(&ns, &q, QueueConfig::default())).unwrap();
+        block_on(e.send(&ns, &q, vec![msg("a"), msg("b")])).unwrap();
+        let opts = ReceiveOptions { count: 2, visibility_timeout: Some(30), partition: None };
+        let leased = block_on(e.receive(&ns, &q, opts)).unwrap();
+        // Acked newest first: slot 2 is finished away from the mark, slot 1 at
+        // it, so the mark stops at slot 2 for a scan to sweep.
+        for m in leased.iter().rev() {
+            assert!(block_on(e.ack(&ns, &q, &[m.receipt.unwrap()])).unwrap()[0].is_ok());
+        }
+        let left = slot_keys(&e.store.inner);
+        assert!(!left.is_empty() && left.iter().all(|k| k.starts_with("ns/q/0/0/2/")), "{left:?}");
+        // The next scan sweeps slot 2, and its host dies at the mark move.
+        let ring = block_on(e.queue(&ns, &q)).unwrap().keys.ring(0);
+        e.store.fail(ring.low(), moved, |_| {});
+        assert!(block_on(e.pop(&ns, &q, 1)).is_err());
+        let mark = if moved { 3u64 } else { 2 };
+        assert_eq!(block_on(e.store.get(&ring.low())).unwrap(), Some(slot::encode(&mark)));
+        // Nothing is left below the mark; a slot left at it is decided again by
+        // later scans, and every key they make for it goes too.
+        for _ in 0..4 {
+            e.env().advance(ring::GRACE);
+            assert!(block_on(e.pop(&ns, &q, 1)).unwrap().is_empty());
+        }
+        assert_eq!(block_on(e.store.get(&ring.low())).unwrap(), Some(slot::encode(&3u64)));
+        assert_eq!(slot_keys(&e.store.inner), Vec::<String>::new(), "moved: {moved}");
+    }
+}
+
+#[test]
 fn a_head_stamp_that_lands_after_its_slot_was_taken_is_taken_back() {
     use super::slot::encode;
     use futures::FutureExt;

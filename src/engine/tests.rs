@@ -619,6 +619,16 @@ struct Intercept {
 
 type Hook = Box<dyn FnOnce(&std::sync::Arc<MemoryStore>) -> Then + Send>;
 
+/// An engine over an [`Intercept`] store, with queue `ns/q` created, and that
+/// queue's partition 0.
+fn intercepted() -> (Engine<Intercept, ManualEnv>, Name, Name, keys::RingKeys) {
+    let e = Engine::new(Intercept::default(), ManualEnv::new(T0, 7));
+    let (ns, q) = (n("ns"), n("q"));
+    block_on(e.put_queue(&ns, &q, QueueConfig::default())).unwrap();
+    let ring = block_on(e.queue(&ns, &q)).unwrap().keys.ring(0);
+    (e, ns, q, ring)
+}
+
 /// What the intercepted call does once its hook has run.
 enum Then {
     Proceed,
@@ -716,11 +726,8 @@ fn a_stamp_that_lands_after_its_slot_was_claimed_or_swept_is_taken_back() {
     use super::slot::{encode, Claim};
     use futures::FutureExt;
     for swept in [false, true] {
-        let e = Engine::new(Intercept::default(), ManualEnv::new(T0, 7));
-        let (ns, q) = (n("ns"), n("q"));
-        block_on(e.put_queue(&ns, &q, QueueConfig::default())).unwrap();
+        let (e, ns, q, ring) = intercepted();
         block_on(e.send(&ns, &q, vec![msg("a")])).unwrap();
-        let ring = block_on(e.queue(&ns, &q)).unwrap().keys.ring(0);
         // A consumer took slot 1 and has not claimed it yet; the head is dry, so
         // a pop scans and finds the slot undecided. Before its stamp lands, the
         // taker claims the slot — or finishes it at the mark: the mark moves,
@@ -765,9 +772,7 @@ fn a_stamp_left_below_the_mark_goes_with_the_next_slot_finished_at_the_mark() {
 fn a_sweep_whose_host_dies_around_the_mark_move_leaves_nothing_below_the_mark() {
     // `moved`: the host dies right after moving the mark, else right before.
     for moved in [false, true] {
-        let e = Engine::new(Intercept::default(), ManualEnv::new(T0, 7));
-        let (ns, q) = (n("ns"), n("q"));
-        block_on(e.put_queue(&ns, &q, QueueConfig::default())).unwrap();
+        let (e, ns, q, ring) = intercepted();
         block_on(e.send(&ns, &q, vec![msg("a"), msg("b")])).unwrap();
         let opts = ReceiveOptions { count: 2, visibility_timeout: Some(30), partition: None };
         let leased = block_on(e.receive(&ns, &q, opts)).unwrap();
@@ -779,7 +784,6 @@ fn a_sweep_whose_host_dies_around_the_mark_move_leaves_nothing_below_the_mark() 
         let left = slot_keys(&e.store.inner);
         assert!(!left.is_empty() && left.iter().all(|k| k.starts_with("ns/q/0/0/2/")), "{left:?}");
         // The next scan sweeps slot 2, and its host dies at the mark move.
-        let ring = block_on(e.queue(&ns, &q)).unwrap().keys.ring(0);
         e.store.fail(ring.low(), moved, |_| {});
         assert!(block_on(e.pop(&ns, &q, 1)).is_err());
         let mark = if moved { 3u64 } else { 2 };
@@ -800,10 +804,7 @@ fn a_head_stamp_that_lands_after_its_slot_was_taken_is_taken_back() {
     use super::slot::encode;
     use futures::FutureExt;
     for taken in [false, true] {
-        let e = Engine::new(Intercept::default(), ManualEnv::new(T0, 7));
-        let (ns, q) = (n("ns"), n("q"));
-        block_on(e.put_queue(&ns, &q, QueueConfig::default())).unwrap();
-        let ring = block_on(e.queue(&ns, &q)).unwrap().keys.ring(0);
+        let (e, ns, q, ring) = intercepted();
         // A writer holds ticket 1 and has not committed: a pop peeks at slot 1,
         // finds it undecided and stamps it. Before the stamp lands, another
         // consumer takes the slot, finishes it and sweeps it (the mark moves).
@@ -925,10 +926,8 @@ fn a_writer_whose_store_fails_before_committing_leaves_nothing_behind() {
 
 #[test]
 fn a_commit_that_landed_before_its_call_failed_is_a_successful_send() {
-    let e = Engine::new(Intercept::default(), ManualEnv::new(T0, 7));
-    let (ns, q) = (n("ns"), n("q"));
-    block_on(e.put_queue(&ns, &q, QueueConfig::default())).unwrap();
-    let slot = slot::Slot::new(&block_on(e.queue(&ns, &q)).unwrap().keys.ring(0), 1);
+    let (e, ns, q, ring) = intercepted();
+    let slot = slot::Slot::new(&ring, 1);
     e.store.fail(slot.keys.commit(), true, |_| {});
     let sent = block_on(e.send(&ns, &q, vec![msg("a")])).unwrap().remove(0).unwrap();
     let got = block_on(e.pop(&ns, &q, 5)).unwrap();

@@ -8,6 +8,16 @@
 //! N=20000 ROUNDS=5 cargo bench --bench instance
 //! ```
 //!
+//! To profile one phase alone, run the built binary under `perf` with a control
+//! fifo and name the phase (a part of its name) in `PERF_PHASE`; the bench
+//! enables perf only around that phase:
+//!
+//! ```text
+//! mkfifo /tmp/perfctl
+//! PERF_PHASE=pop PERF_CTL=/tmp/perfctl perf record -g --control fifo:/tmp/perfctl -D -1 \
+//!     target/release/deps/instance-<hash>
+//! ```
+//!
 //! It builds the edgeq component and the empty component of
 //! `benches/empty-component/` first (cargo does nothing when they are fresh). The figures are µs of one
 //! core per request, and `empty / edgeq` is the serial counterpart of the ratios
@@ -26,6 +36,13 @@ use bytes::Bytes;
 use std::path::PathBuf;
 use std::time::Instant;
 use wasm_host::{HostOptions, Instances};
+
+/// Writes `command` to perf's control fifo.
+fn perf_control(fifo: &str, command: &str) {
+    use std::io::Write;
+    let mut ctl = std::fs::OpenOptions::new().write(true).open(fifo).expect("perf's control fifo");
+    writeln!(ctl, "{command}").expect("perf takes the command");
+}
 
 fn knob(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -86,11 +103,21 @@ async fn main() {
     let (empty, edgeq) = (load(&empty_wasm), load(&edgeq_wasm));
     let (status, _) = edgeq.call(request("PUT", "/v1/queues/bench", b"")).await.expect("PUT");
     assert_eq!(status, 201, "create the queue");
+    // `perf record --control fifo:CTL -D -1` profiles just the phases whose
+    // name contains PERF_PHASE (see benches/README.md).
+    let perf = std::env::var("PERF_PHASE").ok().zip(std::env::var("PERF_CTL").ok());
     let mut best = [f64::INFINITY; 5];
     for _ in 0..rounds {
-        for (i, (_, status, req)) in phases.iter().enumerate() {
+        for (i, (name, status, req)) in phases.iter().enumerate() {
             let host = if i == 0 { &empty } else { &edgeq };
+            let profiled = perf.as_ref().filter(|(phase, _)| name.contains(phase.as_str()));
+            if let Some((_, ctl)) = profiled {
+                perf_control(ctl, "enable");
+            }
             best[i] = best[i].min(timed(host, n, *status, req).await);
+            if let Some((_, ctl)) = profiled {
+                perf_control(ctl, "disable");
+            }
         }
     }
     println!("one request at a time on fresh instances, {n} per phase, best of {rounds} rounds");

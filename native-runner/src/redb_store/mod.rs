@@ -11,10 +11,10 @@
 //!
 //! # Layout
 //!
-//! Two tables, so counters and values can never be confused:
-//!
-//! - `values`: `&str` → `&[u8]`, written by `set`, read by `get`/`get_many`;
-//! - `counters`: `&str` → `i64`, touched only by `increment`.
+//! One table, `kv`: `&str` → `&[u8]`, each entry a tag byte (value or counter) and
+//! its payload (`tagged.rs`, which says why one table and not two). Files written
+//! by earlier versions kept values and counters in two tables, `values` and
+//! `counters`; opening such a file moves both into `kv` in one transaction.
 //!
 //! As in [`MemoryStore`](edgeq::store::MemoryStore), a `get` on a counter key, or a
 //! `set`/`increment` on a key of the other kind, is an error (the engine never does
@@ -55,9 +55,9 @@
 //!   batch in **one** redb transaction and drops the layer only after the commit,
 //!   so reads never see a gap. A key written again meanwhile lives in the fresh
 //!   overlay, which shadows the batch: the newer write wins there and is persisted
-//!   by the next round. Each entry remembers what redb held before it, so a commit
-//!   touches only the tables it must, and a key written and deleted within one
-//!   round (a pop's short-lived bookkeeping) never reaches redb at all.
+//!   by the next round. Each entry remembers whether redb held the key before it,
+//!   so a key written and deleted within one round (a pop's short-lived
+//!   bookkeeping) never reaches redb at all.
 //! - **`flush()` is the durability barrier.** Each write gets a sequence number; a
 //!   flush takes the newest one (covering every write that returned before it) and
 //!   waits until a round at least that new has been committed with
@@ -103,20 +103,25 @@
 
 mod overlay;
 mod persister;
+mod tagged;
 
 use edgeq::store::{check_key, check_set, Store, StoreError, StoreResult};
 use overlay::{Attempt, Before, Entry, Hold, Kind, Layer, State};
 use persister::{persister_gone, Persister};
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use std::fmt::Display;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+use tagged::Stored;
 use tokio::sync::{oneshot, Notify};
 
-const VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("values");
-const COUNTERS: TableDefinition<&str, i64> = TableDefinition::new("counters");
+/// Every key's state, tagged (`tagged.rs`).
+const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+/// The two tables of files written before `kv`, moved into it on open.
+const OLD_VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("values");
+const OLD_COUNTERS: TableDefinition<&str, i64> = TableDefinition::new("counters");
 
 /// Most entries the overlay holds before writes wait for the persister.
 pub const MAX_OVERLAY_ENTRIES: usize = 100_000;
@@ -162,19 +167,26 @@ impl Shared {
     }
 }
 
-/// A read transaction on one of redb's commits, with both tables open.
+/// A read transaction on one of redb's commits, with the table open.
 pub(super) struct Snapshot {
-    values: redb::ReadOnlyTable<&'static str, &'static [u8]>,
-    counters: redb::ReadOnlyTable<&'static str, i64>,
+    kv: redb::ReadOnlyTable<&'static str, &'static [u8]>,
 }
 
 impl Snapshot {
     /// Opens redb's latest commit.
     fn open(db: &Database) -> StoreResult<Arc<Self>> {
         let txn = db.begin_read().map_err(|e| fail("begin read", e))?;
-        let values = txn.open_table(VALUES).map_err(|e| fail("open values", e))?;
-        let counters = txn.open_table(COUNTERS).map_err(|e| fail("open counters", e))?;
-        Ok(Arc::new(Self { values, counters }))
+        let kv = txn.open_table(KV).map_err(|e| fail("open kv", e))?;
+        Ok(Arc::new(Self { kv }))
+    }
+
+    /// What redb holds under `key`, passed to `f` (the entry lives as long as
+    /// the read's guard).
+    fn get<T>(&self, key: &str, f: impl FnOnce(Option<Stored<'_>>) -> T) -> StoreResult<T> {
+        match self.kv.get(key).map_err(|e| fail("get", e))? {
+            None => Ok(f(None)),
+            Some(guard) => Ok(f(Some(Stored::decode(key, guard.value())?))),
+        }
     }
 }
 
@@ -195,10 +207,10 @@ impl RedbStore {
         let path = path.as_ref().to_path_buf();
         let db =
             Database::create(&path).map_err(|e| fail(format!("open {}", path.display()), e))?;
-        // Create both tables up front so read transactions always find them.
+        // Create the table up front so read transactions always find it.
         let txn = db.begin_write().map_err(|e| fail("begin", e))?;
-        txn.open_table(VALUES).map_err(|e| fail("open values", e))?;
-        txn.open_table(COUNTERS).map_err(|e| fail("open counters", e))?;
+        txn.open_table(KV).map_err(|e| fail("open kv", e))?;
+        move_old_tables(&txn)?;
         txn.commit().map_err(|e| fail("commit", e))?;
 
         let state = State {
@@ -252,11 +264,7 @@ impl RedbStore {
 
     /// What redb's commit in `snapshot` holds under `key`.
     fn committed_kind(&self, snapshot: Option<Arc<Snapshot>>, key: &str) -> StoreResult<Kind> {
-        self.read(snapshot, |s| match s.counters.get(key).map_err(|e| fail("get", e))? {
-            Some(n) => Ok(Kind::Counter(n.value())),
-            None if s.values.get(key).map_err(|e| fail("get", e))?.is_some() => Ok(Kind::Value),
-            None => Ok(Kind::Missing),
-        })
+        self.read(snapshot, |s| s.get(key, |stored| stored.map_or(Kind::Missing, |s| s.kind())))
     }
 
     fn get_now(&self, keys: &[&str]) -> StoreResult<Vec<Option<Vec<u8>>>> {
@@ -287,13 +295,11 @@ impl RedbStore {
             self.read(snapshot, |s| {
                 for i in missing {
                     let key = keys[i];
-                    out[i] = match s.values.get(key).map_err(|e| fail("get", e))? {
-                        Some(v) => Some(v.value().to_vec()),
-                        None if s.counters.get(key).map_err(|e| fail("get", e))?.is_some() => {
-                            return Err(StoreError::misuse("get", key))
-                        }
-                        None => None,
-                    };
+                    out[i] = s.get(key, |stored| match stored {
+                        None => Ok(None),
+                        Some(Stored::Value(v)) => Ok(Some(v.to_vec())),
+                        Some(Stored::Counter(_)) => Err(StoreError::misuse("get", key)),
+                    })??;
                 }
                 Ok(())
             })?;
@@ -329,7 +335,7 @@ impl RedbStore {
             if st.dead {
                 return Attempt::Done(Err(persister_gone()));
             }
-            let mut in_redb = Before::Unknown;
+            let mut in_redb = Before::Maybe;
             let kind = match st.lookup(key) {
                 Some(entry) => entry.kind(),
                 None => {
@@ -407,10 +413,48 @@ impl RedbStore {
             return Attempt::Full;
         }
         for key in keys {
-            st.put(key, Entry::Deleted, Before::Unknown, &self.shared.wake);
+            st.put(key, Entry::Deleted, Before::Maybe, &self.shared.wake);
         }
         Attempt::Done(Ok(()))
     }
+}
+
+/// Moves the entries of a file written before `kv` existed (tables `values` and
+/// `counters`) into `kv`, tagged, and deletes the old tables. It runs in the
+/// transaction that opens the store, so a crash leaves the old layout or the new,
+/// never a mix.
+fn move_old_tables(txn: &redb::WriteTransaction) -> StoreResult<()> {
+    let tables: Vec<String> = txn
+        .list_tables()
+        .map_err(|e| fail("list tables", e))?
+        .map(|t| t.name().to_owned())
+        .collect();
+    let has = |name: &str| tables.iter().any(|t| t == name);
+    let (values, counters) = (has(OLD_VALUES.name()), has(OLD_COUNTERS.name()));
+    if !values && !counters {
+        return Ok(());
+    }
+    let mut kv = txn.open_table(KV).map_err(|e| fail("open kv", e))?;
+    if values {
+        let old = txn.open_table(OLD_VALUES).map_err(|e| fail("open values", e))?;
+        for entry in old.iter().map_err(|e| fail("read values", e))? {
+            let (key, value) = entry.map_err(|e| fail("read values", e))?;
+            let stored = tagged::value(value.value());
+            kv.insert(key.value(), &*stored).map_err(|e| fail("move values", e))?;
+        }
+    }
+    if counters {
+        let old = txn.open_table(OLD_COUNTERS).map_err(|e| fail("open counters", e))?;
+        for entry in old.iter().map_err(|e| fail("read counters", e))? {
+            let (key, n) = entry.map_err(|e| fail("read counters", e))?;
+            let stored = tagged::counter(n.value());
+            kv.insert(key.value(), &stored[..]).map_err(|e| fail("move counters", e))?;
+        }
+    }
+    drop(kv);
+    txn.delete_table(OLD_VALUES).map_err(|e| fail("delete values", e))?;
+    txn.delete_table(OLD_COUNTERS).map_err(|e| fail("delete counters", e))?;
+    Ok(())
 }
 
 impl Drop for RedbStore {
@@ -589,13 +633,15 @@ mod tests {
         s.shared.wake.notify_all();
     }
 
-    /// What redb's latest commit holds under `key`, bypassing the overlay.
+    /// What redb's latest commit holds under `key`, bypassing the overlay: a
+    /// value, a counter, or neither.
     fn in_redb(s: &RedbStore, key: &str) -> (Option<Vec<u8>>, Option<i64>) {
         s.read(None, |s| {
-            Ok((
-                s.values.get(key).unwrap().map(|v| v.value().to_vec()),
-                s.counters.get(key).unwrap().map(|n| n.value()),
-            ))
+            s.get(key, |stored| match stored {
+                None => (None, None),
+                Some(Stored::Value(v)) => (Some(v.to_vec()), None),
+                Some(Stored::Counter(n)) => (None, Some(n)),
+            })
         })
         .unwrap()
     }
@@ -671,7 +717,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn keys_changing_kind_across_rounds_leave_one_table() {
+    async fn keys_changing_kind_across_rounds_keep_their_last_kind() {
         let (_dir, s) = temp_store();
         s.increment("x", 1).await.unwrap();
         s.set("y", b"v").await.unwrap();
@@ -838,6 +884,42 @@ mod tests {
         s.set("c", b"x").await.unwrap();
         s.flush().await.unwrap();
         assert_eq!(s.get("b").await.unwrap().map(|v| v.len()), Some(3000));
+    }
+
+    #[tokio::test]
+    async fn a_file_with_the_old_two_tables_opens_with_everything_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.redb");
+        {
+            // The layout of edgeq before `kv`: values and counters apart.
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut values = txn.open_table(OLD_VALUES).unwrap();
+                values.insert("q/meta", &b"{}"[..]).unwrap();
+                values.insert("q/empty", &b""[..]).unwrap();
+                let mut counters = txn.open_table(OLD_COUNTERS).unwrap();
+                counters.insert("q/tail", 41).unwrap();
+                counters.insert("q/neg", -3).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        {
+            let s = RedbStore::open(&path).unwrap();
+            assert_eq!(s.get("q/meta").await.unwrap(), Some(b"{}".to_vec()));
+            assert_eq!(s.get("q/empty").await.unwrap(), Some(Vec::new()));
+            assert_eq!(s.increment("q/tail", 1).await.unwrap(), 42);
+            assert_eq!(s.increment("q/neg", 0).await.unwrap(), -3);
+            // Kinds survive the move: a counter is still no value, and back.
+            assert!(s.get("q/tail").await.is_err());
+            assert!(s.increment("q/meta", 1).await.is_err());
+        }
+        // The old tables are gone and nothing is moved twice.
+        let s = RedbStore::open(&path).unwrap();
+        assert_eq!(s.increment("q/tail", 0).await.unwrap(), 42);
+        let txn = s.shared.db.begin_read().unwrap();
+        let tables: Vec<String> = txn.list_tables().unwrap().map(|t| t.name().to_owned()).collect();
+        assert_eq!(tables, ["kv"]);
     }
 
     #[tokio::test]

@@ -41,24 +41,21 @@ pub(super) enum Kind {
     Missing,
 }
 
-/// What redb holds under a key before a layer's entry for it is committed, so the
-/// commit touches only the table that needs it (and skips deleting what never got
-/// there: a key set and deleted within one round never reaches redb).
+/// Whether redb holds a key before a layer's entry for it is committed, so the
+/// commit skips deleting what never got there (a key set and deleted within one
+/// round never reaches redb).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Before {
     Missing,
-    Value,
-    Counter,
-    /// Not looked up (a delete): the commit clears both tables.
-    Unknown,
+    /// Present, or not looked up (a delete): a delete must reach redb.
+    Maybe,
 }
 
 impl From<Kind> for Before {
     fn from(kind: Kind) -> Self {
         match kind {
-            Kind::Value => Before::Value,
-            Kind::Counter(_) => Before::Counter,
             Kind::Missing => Before::Missing,
+            Kind::Value | Kind::Counter(_) => Before::Maybe,
         }
     }
 }

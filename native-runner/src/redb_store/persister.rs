@@ -6,7 +6,7 @@
 
 use super::overlay::{Before, Entry, Hold, Layer, Slot, State};
 use super::{
-    fail, Shared, Snapshot, BACKGROUND_DELAY, COUNTERS, FORCE_DURABLE_EVERY, RETRY_DELAY, VALUES,
+    fail, tagged, Shared, Snapshot, BACKGROUND_DELAY, FORCE_DURABLE_EVERY, KV, RETRY_DELAY,
 };
 use edgeq::store::{StoreError, StoreResult};
 use redb::{Database, Durability};
@@ -175,43 +175,21 @@ fn commit(db: &Database, batch: Option<&Layer>, durable: bool) -> StoreResult<()
     let durability = if durable { Durability::Immediate } else { Durability::None };
     txn.set_durability(durability).map_err(|e| fail("set durability", e))?;
     if let Some(batch) = batch {
-        let mut values = txn.open_table(VALUES).map_err(|e| fail("open values", e))?;
-        let mut counters = txn.open_table(COUNTERS).map_err(|e| fail("open counters", e))?;
+        let mut kv = txn.open_table(KV).map_err(|e| fail("open kv", e))?;
         // In key order: neighbouring inserts touch the same B-tree pages.
         let mut entries: Vec<(&String, &Slot)> = batch.iter().collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for (key, slot) in entries {
             let key = key.as_str();
-            // The overlay checked kinds when the write was made; here the entry is
-            // the key's whole truth, so the other table loses the key if it had it.
-            let (in_values, in_counters) = match slot.before {
-                Before::Missing => (false, false),
-                Before::Value => (true, false),
-                Before::Counter => (false, true),
-                Before::Unknown => (true, true),
+            // The overlay checked kinds when the write was made; here the entry
+            // is the key's whole truth.
+            let done = match &slot.entry {
+                Entry::Value(v) => kv.insert(key, &*tagged::value(v)).map(drop),
+                Entry::Counter(n) => kv.insert(key, &tagged::counter(*n)[..]).map(drop),
+                Entry::Deleted if slot.before == Before::Missing => Ok(()),
+                Entry::Deleted => kv.remove(key).map(drop),
             };
-            match &slot.entry {
-                Entry::Value(v) => {
-                    values.insert(key, &**v).map_err(|e| fail("write", e))?;
-                    if in_counters {
-                        counters.remove(key).map_err(|e| fail("write", e))?;
-                    }
-                }
-                Entry::Counter(n) => {
-                    counters.insert(key, *n).map_err(|e| fail("write", e))?;
-                    if in_values {
-                        values.remove(key).map_err(|e| fail("write", e))?;
-                    }
-                }
-                Entry::Deleted => {
-                    if in_values {
-                        values.remove(key).map_err(|e| fail("write", e))?;
-                    }
-                    if in_counters {
-                        counters.remove(key).map_err(|e| fail("write", e))?;
-                    }
-                }
-            }
+            done.map_err(|e| fail("write", e))?;
         }
     }
     // On an error above, dropping `txn` aborts it: nothing is written.

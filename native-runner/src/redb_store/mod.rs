@@ -434,6 +434,7 @@ fn move_old_tables(txn: &redb::WriteTransaction) -> StoreResult<()> {
     if !values && !counters {
         return Ok(());
     }
+    tracing::info!("moving the store's two tables of an earlier edgeq into one (once)");
     let mut kv = txn.open_table(KV).map_err(|e| fail("open kv", e))?;
     if values {
         let old = txn.open_table(OLD_VALUES).map_err(|e| fail("open values", e))?;

@@ -888,6 +888,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn deletes_under_one_parent_remove_just_those_keys() {
+        let (_dir, s) = temp_store();
+        for k in ["s/1/a", "s/1/b", "s/1/b/x", "s/1/c", "s/1/d", "s/2/a", "s/2/b"] {
+            s.set(k, k.as_bytes()).await.unwrap();
+        }
+        s.increment("s/1/n", 5).await.unwrap();
+        s.flush().await.unwrap();
+        // `s/1/c` lies between deleted keys and stays, and so does `s/1/b/x`,
+        // another parent's key inside the span; `s/1/x` and `s/1/z` never
+        // existed; `s/2/a` is deleted alone.
+        let dead = ["s/1/a", "s/1/b", "s/1/d", "s/1/n", "s/1/x", "s/1/z", "s/2/a"];
+        s.delete_many(&dead.map(String::from)).await.unwrap();
+        s.flush().await.unwrap();
+        for k in dead {
+            assert_eq!(in_redb(&s, k), (None, None), "{k}");
+        }
+        for k in ["s/1/b/x", "s/1/c", "s/2/b"] {
+            assert_eq!(in_redb(&s, k), (Some(k.as_bytes().to_vec()), None), "{k}");
+        }
+    }
+
+    #[tokio::test]
     async fn a_file_with_the_old_two_tables_opens_with_everything_moved() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.redb");

@@ -179,21 +179,55 @@ fn commit(db: &Database, batch: Option<&Layer>, durable: bool) -> StoreResult<()
         // In key order: neighbouring inserts touch the same B-tree pages.
         let mut entries: Vec<(&String, &Slot)> = batch.iter().collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        // Deletes of keys under one parent (a slot's keys) go in one pass.
+        let mut deletes: Vec<&str> = Vec::new();
         for (key, slot) in entries {
             let key = key.as_str();
+            if !deletes.last().is_some_and(|last| same_parent(last, key)) {
+                delete(&mut kv, &deletes)?;
+                deletes.clear();
+            }
             // The overlay checked kinds when the write was made; here the entry
             // is the key's whole truth.
             let done = match &slot.entry {
                 Entry::Value(v) => kv.insert(key, &*tagged::value(v)).map(drop),
                 Entry::Counter(n) => kv.insert(key, &tagged::counter(*n)[..]).map(drop),
                 Entry::Deleted if slot.before == Before::Missing => Ok(()),
-                Entry::Deleted => kv.remove(key).map(drop),
+                Entry::Deleted => {
+                    deletes.push(key);
+                    Ok(())
+                }
             };
             done.map_err(|e| fail("write", e))?;
         }
+        delete(&mut kv, &deletes)?;
     }
     // On an error above, dropping `txn` aborts it: nothing is written.
     txn.commit().map_err(|e| fail("commit", e))
+}
+
+/// Whether `a` and `b` share everything up to their last `/`.
+fn same_parent(a: &str, b: &str) -> bool {
+    parent(a) == parent(b)
+}
+
+fn parent(key: &str) -> &str {
+    key.rfind('/').map_or("", |i| &key[..i])
+}
+
+/// Deletes `keys` (sorted, under one parent): one remove for a single key, else
+/// one pass over the range they span, which keeps every other key in it. A pop
+/// deletes some eight keys of its slot, most of which were never written: a
+/// remove each would search the tree eight times.
+fn delete(kv: &mut redb::Table<&str, &[u8]>, keys: &[&str]) -> StoreResult<()> {
+    let done = match keys {
+        [] => Ok(()),
+        [key] => kv.remove(*key).map(drop),
+        [first, .., last] => {
+            kv.retain_in(*first..=*last, |key, _| keys.binary_search(&key).is_err())
+        }
+    };
+    done.map_err(|e| fail("delete", e))
 }
 
 pub(super) fn persister_gone() -> StoreError {

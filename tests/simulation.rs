@@ -14,6 +14,9 @@
 //!   message is delivered again before the lease that delivered it ended (or was
 //!   nacked), nor after a successful ack; no ack is refused as stale while its
 //!   lease holds;
+//! - pop mode, odd seeds: every attempt of a message carries one idempotency
+//!   key, so a key stored twice is a message popped twice; a message sent once
+//!   and then repeated must be answered with its first id as a duplicate;
 //! - in both: nothing is delivered that was never sent, the low-water mark of
 //!   every partition ends just past its head, and no record of a successful
 //!   send is left in the store (a writer that died or failed half way
@@ -125,6 +128,9 @@ struct Log {
     ack_unknown: BTreeSet<(String, String)>,
     /// Acks refused as stale although their lease held from start to end.
     refused_in_lease: Vec<String>,
+    /// Keyed messages whose repeat after a successful send did not answer the
+    /// first id as a duplicate.
+    repeats_not_deduplicated: Vec<String>,
     /// Messages pops may have lost by dying or failing half way.
     pop_loss_allowance: usize,
     stop: bool,
@@ -137,18 +143,42 @@ fn q() -> Name {
     Name::new("q").unwrap()
 }
 
-fn producer(e: Rc<Sim>, log: Rc<RefCell<Log>>, id: usize, from: usize) -> Actor {
+/// A producer sending messages `from..MESSAGES`, each retried up to four times.
+/// `keyed`: every attempt of a message carries the same body and idempotency
+/// key, and a message sent is sent once more (a client that lost the answer),
+/// which must answer the first id as a duplicate; otherwise each attempt is a
+/// message of its own.
+fn producer(e: Rc<Sim>, log: Rc<RefCell<Log>>, id: usize, from: usize, keyed: bool) -> Actor {
     Box::pin(async move {
         for seq in from..MESSAGES {
             for attempt in 0..4 {
-                let body = format!("{id}:{seq}:{attempt}");
+                let body = match keyed {
+                    true => format!("{id}:{seq}:k"),
+                    false => format!("{id}:{seq}:{attempt}"),
+                };
+                let key = keyed.then(|| format!("{id}-{seq}"));
                 log.borrow_mut().attempted.insert(body.clone());
-                let m = NewMessage { body: Bytes::from(body.clone()), ..Default::default() };
-                if let Ok(Ok(sent)) = e.send(&ns(), &q(), vec![m]).await.map(|mut r| r.remove(0)) {
-                    let mut log = log.borrow_mut();
-                    let place = format!("p{} slot {}", sent.id.partition(), sent.id.slot());
-                    log.sent_ids.insert(body.clone(), place);
-                    log.sent_ok.insert(body);
+                let m = || NewMessage {
+                    body: Bytes::from(body.clone()),
+                    idempotency_key: key.clone(),
+                    ..Default::default()
+                };
+                let send =
+                    |m| async { e.send(&ns(), &q(), vec![m]).await.map(|mut r| r.remove(0)) };
+                if let Ok(Ok(sent)) = send(m()).await {
+                    {
+                        let mut log = log.borrow_mut();
+                        let place = format!("p{} slot {}", sent.id.partition(), sent.id.slot());
+                        log.sent_ids.insert(body.clone(), place);
+                        log.sent_ok.insert(body.clone());
+                    }
+                    if keyed {
+                        if let Ok(Ok(again)) = send(m()).await {
+                            if again.id != sent.id || !again.duplicate {
+                                log.borrow_mut().repeats_not_deduplicated.push(body);
+                            }
+                        }
+                    }
                     break;
                 }
             }
@@ -271,6 +301,9 @@ fn run(seed: u64, mode: Mode) -> Result<(), String> {
     let log = Rc::new(RefCell::new(Log::default()));
     let partitions = rng.random_range(1..=2);
     let config = QueueConfig { partitions, ..Default::default() };
+    // Odd seeds of pop mode send with idempotency keys: a key stored twice is a
+    // message popped twice.
+    let keyed = matches!(mode, Mode::Pop) && seed % 2 == 1;
     futures::executor::block_on(Engine::new(shared.clone(), env.clone()).put_queue(
         &ns(),
         &q(),
@@ -280,7 +313,7 @@ fn run(seed: u64, mode: Mode) -> Result<(), String> {
 
     // (actor, role): role < PRODUCERS is a producer (with its next seq), else a consumer.
     let mut actors: Vec<(Actor, usize)> = (0..PRODUCERS)
-        .map(|p| (producer(e.clone(), log.clone(), p, 0), p))
+        .map(|p| (producer(e.clone(), log.clone(), p, 0, keyed), p))
         .chain(
             (0..CONSUMERS)
                 .map(|c| (consumer(e.clone(), log.clone(), mode, seed ^ c as u64), PRODUCERS + c)),
@@ -308,7 +341,7 @@ fn run(seed: u64, mode: Mode) -> Result<(), String> {
                             .any(|b| b.starts_with(&format!("{role}:{s}:")))
                     })
                     .unwrap_or(MESSAGES);
-                producer(e.clone(), log.clone(), role, next)
+                producer(e.clone(), log.clone(), role, next, keyed)
             } else {
                 consumer(e.clone(), log.clone(), mode, rng.random())
             };
@@ -439,6 +472,9 @@ fn drain(
 }
 
 fn check(mode: Mode, log: &Log, store: &MemoryStore) -> Result<(), String> {
+    if let Some(body) = log.repeats_not_deduplicated.first() {
+        return Err(format!("the repeat of {body} was not answered as a duplicate"));
+    }
     for body in log.deliveries.keys() {
         if !log.attempted.contains(body) {
             return Err(format!("phantom delivery of {body}"));

@@ -111,6 +111,21 @@ impl QueueKeys {
     pub fn idem_value(&self, key: &str) -> String {
         format!("{}/I/{key}", self.prefix)
     }
+    /// Counter: entries logged in bucket `b` of the idempotency log (`idem.rs`).
+    pub fn idem_log_len(&self, b: u64) -> String {
+        key_n(&self.prefix, "/il/", b)
+    }
+    /// Value: entry `n` of bucket `b` of the idempotency log, an idempotency key.
+    pub fn idem_log(&self, b: u64, n: u64) -> String {
+        let mut k = self.idem_log_len(b);
+        k.push('/');
+        k.push_str(itoa::Buffer::new().format(n));
+        k
+    }
+    /// Value: the next idempotency log entry to clean (`b,n`).
+    pub fn idem_cleaned(&self) -> String {
+        key(&self.prefix, "/ilc")
+    }
     /// Keys of partition `p`.
     pub fn ring(&self, p: u16) -> RingKeys {
         RingKeys { prefix: key_n(&self.prefix, "/", p.into()), partition: p }

@@ -1,53 +1,15 @@
-//! Sending: validation, capacity reservation, idempotency keys, and the push.
+//! Sending: validation, capacity reservation and the push (idempotency keys:
+//! `idem.rs`).
 
-use super::keys::QueueKeys;
+use super::idem::{check_idempotency_key, Idem};
 use super::queues::Queue;
-use super::slot::{decode, encode, held, split_held, Compact, CHUNK, INLINE_BODY};
+use super::slot::{held, split_held, CHUNK, INLINE_BODY};
 use super::{Engine, Env, Error, NewMessage, Result, Sent};
-use crate::model::{MessageId, MessageRecord, Millis, Name, QueueConfig, MAX_BATCH, MAX_BODY_LEN};
+use crate::model::{MessageId, MessageRecord, Name, QueueConfig, MAX_BATCH, MAX_BODY_LEN};
 use crate::store::Store;
 
-/// Longest idempotency key.
-pub const MAX_IDEMPOTENCY_KEY: usize = 64;
 /// Longest Content-Type kept.
 pub const MAX_CONTENT_TYPE: usize = 256;
-/// After this long, a first sender that recorded no outcome is presumed dead and
-/// a repeat may take its place (far beyond any live writer's deadline).
-const IDEM_TAKEOVER: Millis = 30_000;
-
-/// What an idempotency key's first sender recorded (`P{millis}` or `M{id}`).
-#[derive(Debug)]
-enum IdemState {
-    /// Sending since then.
-    Pending(Millis),
-    /// Sent as this message.
-    Sent(MessageId),
-}
-
-impl Compact for IdemState {
-    fn write(&self, out: &mut String) {
-        use std::fmt::Write;
-        let _ = match self {
-            IdemState::Pending(at) => write!(out, "P{at}"),
-            IdemState::Sent(id) => write!(out, "M{id}"),
-        };
-    }
-    fn read(s: &str) -> Option<Self> {
-        let (tag, rest) = s.split_at_checked(1)?;
-        match tag {
-            "P" => rest.parse().ok().map(IdemState::Pending),
-            "M" => rest.parse().ok().map(IdemState::Sent),
-            _ => None,
-        }
-    }
-}
-
-enum Idem {
-    /// This caller sends.
-    Owner,
-    /// Already sent as this id.
-    Duplicate(MessageId),
-}
 
 impl<S: Store, E: Env> Engine<S, E> {
     /// Sends messages (1..=1000); each gets its own outcome.
@@ -94,11 +56,13 @@ impl<S: Store, E: Env> Engine<S, E> {
             check_idempotency_key(key)?;
         }
         let now = self.env.now();
-        if let Some(key) = &m.idempotency_key {
-            if let Idem::Duplicate(id) = self.idem_begin(&queue.keys, key, now).await? {
-                return Ok(Sent { id, duplicate: true });
-            }
-        }
+        let clean = match &m.idempotency_key {
+            None => false,
+            Some(key) => match self.idem_begin(&queue.keys, key, now).await? {
+                Idem::Duplicate(id) => return Ok(Sent { id, duplicate: true }),
+                Idem::Owner { clean } => clean,
+            },
+        };
         let rec = MessageRecord {
             id: MessageId::new(now, 0, 0),
             enqueued_at: now,
@@ -112,8 +76,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         };
         let id = self.enqueue(queue, rec, m.partition).await?;
         if let Some(key) = &m.idempotency_key {
-            let done = encode(&IdemState::Sent(id));
-            self.store.set(&queue.keys.idem_value(key), &done).await?;
+            self.idem_sent(&queue.keys, key, id, clean, now).await?;
         }
         Ok(Sent { id, duplicate: false })
     }
@@ -155,57 +118,4 @@ impl<S: Store, E: Env> Engine<S, E> {
         }
         pushed
     }
-
-    /// Decides whether this caller is the first sender of `key`.
-    ///
-    /// `increment(decision, 1) == 1` elects the first sender, which records
-    /// `Pending` and later `Sent(id)`. A repeat returns the recorded id, or
-    /// `IdempotencyInProgress` while the first sender works. If the first sender
-    /// died before recording an outcome, a repeat takes over after
-    /// `IDEM_TAKEOVER`: among concurrent repeats, the one whose increment returns
-    /// exactly the value it observed plus one wins.
-    async fn idem_begin(&self, qk: &QueueKeys, key: &str, now: Millis) -> Result<Idem> {
-        let decision = qk.idem_decision(key);
-        let value = qk.idem_value(key);
-        let pending = encode(&IdemState::Pending(now));
-        let seen = self.store.increment(&decision, 1).await?;
-        if seen == 1 {
-            self.store.set(&value, &pending).await?;
-            return Ok(Idem::Owner);
-        }
-        let state = match self.store.get(&value).await? {
-            Some(v) => decode::<IdemState>(&value, &v)?,
-            None => {
-                // The first sender died before recording anything: start its clock.
-                self.store.set(&value, &encode(&IdemState::Pending(now))).await?;
-                return Err(Error::IdempotencyInProgress(key.to_owned()));
-            }
-        };
-        match state {
-            IdemState::Sent(id) => Ok(Idem::Duplicate(id)),
-            IdemState::Pending(at) if now < at.saturating_add(IDEM_TAKEOVER) => {
-                Err(Error::IdempotencyInProgress(key.to_owned()))
-            }
-            IdemState::Pending(_) => {
-                if self.store.increment(&decision, 1).await? != seen + 1 {
-                    return Err(Error::IdempotencyInProgress(key.to_owned()));
-                }
-                self.store.set(&value, &pending).await?;
-                Ok(Idem::Owner)
-            }
-        }
-    }
-}
-
-/// Idempotency keys: 1..=64 visible ASCII characters.
-fn check_idempotency_key(key: &str) -> Result<()> {
-    if key.is_empty()
-        || key.len() > MAX_IDEMPOTENCY_KEY
-        || !key.bytes().all(|b| b.is_ascii_graphic())
-    {
-        return Err(Error::BadRequest(format!(
-            "idempotency key must be 1..={MAX_IDEMPOTENCY_KEY} visible ASCII characters"
-        )));
-    }
-    Ok(())
 }

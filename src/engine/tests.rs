@@ -236,6 +236,95 @@ fn idempotency_keys_store_once_even_after_the_message_is_gone() {
     assert!(pop_bodies(&e, "q", 5).is_empty());
 }
 
+fn send_keyed(e: &Engine<MemoryStore, ManualEnv>, key: &str) -> Sent {
+    let m = NewMessage { idempotency_key: Some(key.into()), ..msg(key) };
+    block_on(e.send(&n("ns"), &n("q"), vec![m])).unwrap().remove(0).unwrap()
+}
+
+/// Keys of the idempotency records and log (`idem.rs`) held for queue `q`.
+fn idem_keys(store: &MemoryStore) -> Vec<String> {
+    store
+        .keys()
+        .into_iter()
+        .filter(|k| ["/i/", "/I/", "/il/", "/ilc"].iter().any(|p| k.contains(p)))
+        .collect()
+}
+
+/// Sends `count` messages with fresh keys (`fresh0`, …): each logs its key, and
+/// entry 1 of a bucket and every eighth take a cleaning step.
+fn send_fresh(e: &Engine<MemoryStore, ManualEnv>, count: usize) {
+    for i in 0..count {
+        assert!(!send_keyed(e, &format!("fresh{i}")).duplicate);
+    }
+}
+
+#[test]
+fn idempotency_records_are_forgotten_after_the_window() {
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    let first: Vec<Sent> = (0..20).map(|i| send_keyed(&e, &format!("k{i}"))).collect();
+    assert_eq!(pop_bodies(&e, "q", 100).len(), 20);
+    assert_eq!(send_keyed(&e, "k3"), Sent { id: first[3].id, duplicate: true });
+    // Three windows later every bucket of those keys is closed: the steps of
+    // later senders clean it, and a repeat is a new message.
+    e.env().advance(3 * IDEM_WINDOW);
+    send_fresh(&e, 16);
+    let first_bucket = format!("/il/{}", T0 / IDEM_WINDOW);
+    let left: Vec<String> = idem_keys(e.store())
+        .into_iter()
+        .filter(|k| k.contains("/k") || k.contains(&first_bucket))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+    // The fresh keys' records and log entries stay for their window.
+    assert_eq!(idem_keys(e.store()).len(), 2 * 16 + 16 + 2);
+    let again = send_keyed(&e, "k3");
+    assert!(!again.duplicate);
+    assert_ne!(again.id, first[3].id);
+    assert_eq!(pop_bodies(&e, "q", 100).len(), 17);
+}
+
+#[test]
+fn a_repeat_within_the_window_is_still_a_duplicate() {
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    let first = send_keyed(&e, "k");
+    e.env().advance(IDEM_WINDOW);
+    send_fresh(&e, 16);
+    assert_eq!(send_keyed(&e, "k"), Sent { id: first.id, duplicate: true });
+}
+
+#[test]
+fn cleaning_steps_past_a_log_entry_that_never_came() {
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    // A sender took log entry 1 and died before writing it.
+    let qk = super::keys::QueueKeys::new(&n("ns"), &n("q"), 0);
+    block_on(e.store().increment(&qk.idem_log_len(T0 / IDEM_WINDOW), 1)).unwrap();
+    send_keyed(&e, "k1");
+    send_keyed(&e, "k2");
+    e.env().advance(3 * IDEM_WINDOW);
+    send_fresh(&e, 8);
+    assert!(!idem_keys(e.store()).iter().any(|k| k.contains("/k")), "{:?}", idem_keys(e.store()));
+    assert!(!send_keyed(&e, "k1").duplicate);
+}
+
+#[test]
+fn an_old_log_entry_leaves_a_newer_record_alone() {
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    // An entry for `k` from long ago whose records were deleted already (by a
+    // racing cleaner); the key has been sent again since.
+    let qk = super::keys::QueueKeys::new(&n("ns"), &n("q"), 0);
+    let old = T0 / IDEM_WINDOW;
+    block_on(e.store().increment(&qk.idem_log_len(old), 1)).unwrap();
+    block_on(e.store().set(&qk.idem_log(old, 1), b"k")).unwrap();
+    block_on(e.store().set(&qk.idem_cleaned(), format!("{old},1").as_bytes())).unwrap();
+    e.env().advance(3 * IDEM_WINDOW);
+    let first = send_keyed(&e, "k");
+    assert!(block_on(e.store().get(&qk.idem_log(old, 1))).unwrap().is_none(), "cleaned");
+    assert_eq!(send_keyed(&e, "k"), Sent { id: first.id, duplicate: true });
+}
+
 #[test]
 fn large_bodies_round_trip_through_chunks() {
     let e = engine();

@@ -16,7 +16,7 @@ use std::marker::PhantomData;
 /// Longest Content-Type kept with a message.
 pub(crate) const MAX_CONTENT_TYPE_LEN: usize = 255;
 /// Longest idempotency key.
-pub(crate) const MAX_IDEMPOTENCY_KEY_LEN: usize = 64;
+pub(crate) const MAX_IDEMPOTENCY_KEY_LEN: usize = crate::engine::MAX_IDEMPOTENCY_KEY;
 /// Most entries in a JSON list of a request (`messages`, `receipts`).
 pub(crate) const MAX_ENTRIES: usize = crate::model::MAX_BATCH;
 /// Marker in the error of a list over [`MAX_ENTRIES`], used to give it its own code.

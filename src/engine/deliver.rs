@@ -4,6 +4,7 @@
 use super::claim::Claimed;
 use super::keys::RingKeys;
 use super::queues::Queue;
+use super::reclaim::RECLAIM_EVERY;
 use super::ring::GRACE;
 use super::slot::{encode, Claim, Slot, SlotState};
 use super::{Engine, Env, Error, Message, Receipt, ReceiveOptions, Result};
@@ -109,6 +110,12 @@ impl<S: Store, E: Env> Engine<S, E> {
         }
         if let Want::Pop = want {
             out.iter_mut().for_each(|m| m.lease_until = None);
+        }
+        // Bits of the draw the choices above do not use.
+        if (roll >> 16).is_multiple_of(RECLAIM_EVERY) {
+            // Housekeeping for the namespace (`reclaim.rs`): a failed step is
+            // taken again later and must not fail this call.
+            let _ = self.reclaim_step(&queue.ns).await;
         }
         Ok(out)
     }

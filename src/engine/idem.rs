@@ -62,6 +62,8 @@ pub const IDEM_WINDOW: Millis = 5 * 60_000;
 const IDEM_TAKEOVER: Millis = 30_000;
 /// Log entries one cleaning step reads.
 const CLEAN_BATCH: u64 = 16;
+/// Log entries one step reads in a dead incarnation (`reclaim.rs`).
+const DEAD_BATCH: u64 = 128;
 /// A sender whose log entry number is a multiple of this cleans one step.
 const CLEAN_EVERY: u64 = 8;
 /// Empty buckets one cleaning step walks past.
@@ -110,9 +112,9 @@ impl Compact for IdemState {
 
 /// Where cleaning goes on: entry `n` of bucket `b`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Cursor {
-    b: u64,
-    n: u64,
+pub(crate) struct Cursor {
+    pub b: u64,
+    pub n: u64,
 }
 
 impl Compact for Cursor {
@@ -135,7 +137,7 @@ pub(crate) enum Idem {
 }
 
 /// The log bucket of `now`.
-fn bucket(now: Millis) -> u64 {
+pub(crate) fn bucket(now: Millis) -> u64 {
     now / IDEM_WINDOW
 }
 
@@ -210,24 +212,48 @@ impl<S: Store, E: Env> Engine<S, E> {
         let Some(closed) = bucket(now).checked_sub(2) else {
             return Ok(());
         };
-        let cursor_key = qk.idem_cleaned();
-        let (start, mut at) = match self.store.get(&cursor_key).await? {
-            Some(v) => {
-                let at = decode::<Cursor>(&cursor_key, &v)?;
-                (Some(at), at)
-            }
-            // Nothing cleaned yet: the log began in this bucket (its first
-            // sender takes the first step) or, if that sender died, shortly
-            // before.
-            None => (None, Cursor { b: bucket(now).saturating_sub(FIRST_LOOKBACK), n: 1 }),
-        };
+        let start = self.idem_cursor(qk).await?;
+        // Nothing cleaned yet: the log began in this bucket (its first sender
+        // takes the first step) or, if that sender died, shortly before.
+        let mut at =
+            start.unwrap_or(Cursor { b: bucket(now).saturating_sub(FIRST_LOOKBACK), n: 1 });
         if at.b.saturating_add(MAX_LAG) < closed {
             at = Cursor { b: closed - MAX_LAG, n: 1 };
         }
+        let at = self.idem_sweep(qk, at, closed, Some(CLEAN_BATCH)).await?;
+        if start != Some(at) {
+            self.store.set(&qk.idem_cleaned(), &encode(&at)).await?;
+        }
+        Ok(())
+    }
+
+    /// Where the cleaning of `qk`'s log got, if it ever started.
+    pub(crate) async fn idem_cursor(&self, qk: &QueueKeys) -> Result<Option<Cursor>> {
+        let cursor_key = qk.idem_cleaned();
+        match self.store.get(&cursor_key).await? {
+            Some(v) => Ok(Some(decode::<Cursor>(&cursor_key, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Walks `qk`'s log from `at` through bucket `last`: past at most
+    /// [`EMPTY_BUCKETS`] finished buckets (deleting their counters), then one
+    /// batch of entries, deleting them and the records they name. `guarded`
+    /// (a batch size): a live queue's cleaning, which keeps records newer than
+    /// the entry's bucket (module docs); `None`: a dead incarnation's, which
+    /// deletes every record, in batches of [`DEAD_BATCH`]. Returns where the
+    /// next step starts.
+    pub(crate) async fn idem_sweep(
+        &self,
+        qk: &QueueKeys,
+        mut at: Cursor,
+        last: u64,
+        guarded: Option<u64>,
+    ) -> Result<Cursor> {
         // Counters of buckets walked past: finished, or read (and on some
         // backends thereby created) while empty.
         let mut dead = Vec::new();
-        while at.b <= closed && dead.len() < EMPTY_BUCKETS {
+        while at.b <= last && dead.len() < EMPTY_BUCKETS {
             let len_key = qk.idem_log_len(at.b);
             let len = self.store.increment(&len_key, 0).await?.max(0) as u64;
             if at.n > len {
@@ -235,8 +261,8 @@ impl<S: Store, E: Env> Engine<S, E> {
                 at = Cursor { b: at.b + 1, n: 1 };
                 continue;
             }
-            let last = len.min(at.n + CLEAN_BATCH - 1);
-            let entries: Vec<String> = (at.n..=last).map(|n| qk.idem_log(at.b, n)).collect();
+            let end = len.min(at.n + guarded.unwrap_or(DEAD_BATCH) - 1);
+            let entries: Vec<String> = (at.n..=end).map(|n| qk.idem_log(at.b, n)).collect();
             let logged: Vec<String> = self
                 .store
                 .get_many(&entries)
@@ -246,28 +272,31 @@ impl<S: Store, E: Env> Engine<S, E> {
                 .filter_map(|raw| String::from_utf8(raw).ok())
                 .collect();
             let values: Vec<String> = logged.iter().map(|key| qk.idem_value(key)).collect();
-            let records = self.store.get_many(&values).await?;
+            let records = match guarded {
+                Some(_) => self.store.get_many(&values).await?,
+                None => Vec::new(),
+            };
             // Records from this bucket, or written shortly after it by its senders.
             let old = (at.b + 1) * IDEM_WINDOW + IDEM_WINDOW / 2;
             dead.extend(entries);
-            for ((key, value), record) in logged.iter().zip(values).zip(records) {
-                let Some(raw) = record else { continue };
-                let since = decode::<IdemState>(&value, &raw).map_or(0, |s| s.since());
-                if since < old {
-                    dead.push(value);
-                    dead.push(qk.idem_decision(key));
+            for (i, (key, value)) in logged.iter().zip(values).enumerate() {
+                if guarded.is_some() {
+                    let Some(Some(raw)) = records.get(i) else { continue };
+                    let since = decode::<IdemState>(&value, raw).map_or(0, |s| s.since());
+                    if since >= old {
+                        continue;
+                    }
                 }
+                dead.push(value);
+                dead.push(qk.idem_decision(key));
             }
-            at.n = last + 1;
+            at.n = end + 1;
             break;
         }
         if !dead.is_empty() {
             self.store.delete_many(&dead).await?;
         }
-        if start != Some(at) {
-            self.store.set(&cursor_key, &encode(&at)).await?;
-        }
-        Ok(())
+        Ok(at)
     }
 }
 

@@ -52,6 +52,21 @@ pub fn list_entry(ns: &Name, n: u64) -> String {
     format!("{ns}//list/{n}")
 }
 
+/// Counter: incarnations of a namespace's queues to reclaim (`reclaim.rs`).
+pub fn graveyard_len(ns: &Name) -> String {
+    format!("{ns}//gy")
+}
+
+/// Graveyard entry `n` (a plain value: the incarnation, its queue and more).
+pub fn graveyard(ns: &Name, n: u64) -> String {
+    format!("{ns}//gy/{n}")
+}
+
+/// Value: how far reclaiming the namespace's graveyard got.
+pub fn graveyard_cursor(ns: &Name) -> String {
+    format!("{ns}//gyc")
+}
+
 /// The key of an exchange's metadata record (a deleted exchange keeps a
 /// tombstone). `//x/` cannot be formed by queue keys, whose second part is a name.
 pub fn exchange_meta(ns: &Name, x: &Name) -> String {

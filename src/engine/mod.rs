@@ -30,6 +30,9 @@
 //!   `…/i/{key}` and `…/I/{key}`: idempotency decision counter and outcome;
 //!   `…/il/{b}` and `…/il/{b}/{n}`: the log of keys recorded in time bucket `b`,
 //!   and `…/ilc`, how far cleaning it got (both `idem.rs`).
+//! - `{ns}//gy`, `{ns}//gy/{n}` and `{ns}//gyc`: the namespace's graveyard,
+//!   incarnations that purge and delete ended, whose keys are being deleted
+//!   (`reclaim.rs`).
 //! - per partition `p` (a FIFO ticket ring) `…/{p}/t` tail and `…/{p}/h` head
 //!   counters, `…/{p}/lo` low-water mark, `…/{p}/sc` scan cursor, `…/{p}/fe`
 //!   commit counters to delete once their writers cannot come (`fences.rs`).
@@ -181,11 +184,15 @@
 //! # Costs
 //!
 //! Send: 6 store calls plus one per 1 MiB chunk; with an idempotency key, 5
-//! more, and a cleaning step of about 6 one keyed send in eight (`idem.rs`). Pop of one message: about 12,
-//! independent of depth and of the number in flight (a scan adds 4 one call in
-//! eight, and 2 per further batch it sweeps); 2 fewer deep in a backlog, where a
-//! take skips the emptiness check on an engine's hint (`hint.rs`); an empty
-//! queue answers after 6.
+//! more, and a cleaning step of about 6 one keyed send in eight (`idem.rs`).
+//! Pop of one message: about 12, independent of depth and of the number in
+//! flight (a scan adds 4 one call in eight, and 2 per further batch it sweeps);
+//! 2 fewer deep in a backlog, where a take skips the emptiness check on an
+//! engine's hint (`hint.rs`); an empty queue answers after 6. One consume call
+//! in 32 also takes a step of reclaiming purged and deleted incarnations (2
+//! calls when there is nothing to reclaim). Purge and delete: a few calls, then
+//! up to 8 such steps (`reclaim.rs`), each a few calls and one `delete_many` of
+//! up to 128 slots' keys.
 //!
 //! # Known limits (next steps)
 //!
@@ -201,7 +208,8 @@
 //! mark deletes that stamp too (`late_stamp` in `slot.rs`); a stamp landing after
 //! that is left (none after three 20,000-message pop stress runs on Redis with
 //! eight consumers, `LEFTOVERS=1` in `benches/stress.sh`; 2 to 5 before).
-//! The idempotency records' own limits are in `idem.rs`.
+//! The idempotency records' own limits are in `idem.rs`, those of reclaiming
+//! purged and deleted incarnations in `reclaim.rs`.
 //!
 //! A taker (or scan) whose `increment(s, HOLDER)` reaches a slot that was swept
 //! meanwhile re-creates its commit counter; finding the slot below the mark, it
@@ -230,6 +238,7 @@ mod idem;
 mod keys;
 mod manual;
 mod queues;
+mod reclaim;
 mod ring;
 mod scan;
 mod send;

@@ -4,8 +4,8 @@
 //! place in the namespace's list (or a tombstone once deleted). Every key of the
 //! queue's messages carries its *incarnation*, a counter beside the metadata that
 //! only purge and delete move, with `increment`: purge is one increment (the old
-//! incarnation's keys are simply never read again), delete is an increment plus a
-//! tombstone. Creating and updating only write the metadata, so concurrent
+//! incarnation's keys are never read again, and are deleted in steps afterwards:
+//! `reclaim.rs`), delete is an increment plus a tombstone. Creating and updating only write the metadata, so concurrent
 //! creators all land on the same incarnation and no creator's messages can end up
 //! in one that loses, and an update racing a purge cannot undo it. A sender that
 //! read the incarnation just before a purge or delete lands in the old one: it ran
@@ -17,6 +17,7 @@
 //! racing creators and entries of crashed creators are thus skipped.
 
 use super::keys::{self, QueueKeys};
+use super::reclaim::Grave;
 use super::slot::split_held;
 use super::{Engine, Env, Error, QueueInfo, QueuePage, QueueStats, Result};
 use crate::model::{Millis, Name, QueueConfig};
@@ -301,17 +302,31 @@ impl<S: Store, E: Env> Engine<S, E> {
         if if_empty && split_held(self.store.increment(&queue.keys.held(), 0).await?).0 > 0 {
             return Err(Error::QueueNotEmpty(q.to_string()));
         }
-        self.store.increment(&keys::incarnation(ns, q), 1).await?;
+        let inc = self.store.increment(&keys::incarnation(ns, q), 1).await?;
         let tomb = QueueMeta { deleted: true, ..(*queue.meta).clone() };
-        self.write_meta(ns, q, &tomb).await
+        self.write_meta(ns, q, &tomb).await?;
+        self.bury(ns, self.grave(&queue, inc, queue.meta.index)).await
     }
 
     /// Drops every message of `q`; returns how many it held.
     pub async fn purge_queue(&self, ns: &Name, q: &Name) -> Result<u64> {
         let queue = self.queue(ns, q).await?;
         let (held, _) = split_held(self.store.increment(&queue.keys.held(), 0).await?);
-        self.store.increment(&keys::incarnation(ns, q), 1).await?;
+        let inc = self.store.increment(&keys::incarnation(ns, q), 1).await?;
+        self.bury(ns, self.grave(&queue, inc, 0)).await?;
         Ok(held)
+    }
+
+    /// The incarnation of `queue` that the increment to `inc` ended (not
+    /// necessarily `queue.inc`: another purge may have come in between).
+    fn grave(&self, queue: &Queue, inc: i64, list: u64) -> Grave {
+        Grave {
+            inc: (inc.max(1) - 1) as u64,
+            partitions: queue.meta.config.partitions,
+            at: self.env.now(),
+            list,
+            queue: queue.name.clone(),
+        }
     }
 }
 

@@ -317,7 +317,7 @@ pub(crate) fn decode_low(ring: &RingKeys, raw: Option<Vec<u8>>) -> Result<u64> {
 /// The keys of a finished slot besides its record: all of them for a `Done`
 /// slot; only the state and stamp of a `Dead` one, whose commit counter must
 /// outlive it (until its writer comes).
-fn bookkeeping(k: &SlotKeys, state: SlotState) -> Vec<String> {
+pub(crate) fn bookkeeping(k: &SlotKeys, state: SlotState) -> Vec<String> {
     let mut keys = vec![k.state(), k.seen()];
     if let SlotState::Done { claims } = state {
         keys.extend([k.commit(), k.claims(), k.deliveries()]);

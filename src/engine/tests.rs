@@ -325,6 +325,106 @@ fn an_old_log_entry_leaves_a_newer_record_alone() {
     assert_eq!(send_keyed(&e, "k"), Sent { id: first.id, duplicate: true });
 }
 
+/// Keys of incarnation `inc` of queue `q` of namespace `ns`.
+fn incarnation_keys(store: &MemoryStore, q: &str, inc: u64) -> Vec<String> {
+    let (prefix, creation) = (format!("ns/{q}/{inc}/"), format!("ns/{q}//new/{inc}"));
+    store.keys().into_iter().filter(|k| k.starts_with(&prefix) || *k == creation).collect()
+}
+
+/// Fills queue `q` with what leaves keys behind: plain, keyed, chunked, delayed
+/// and leased messages, over its partitions.
+fn fill(e: &Engine<MemoryStore, ManualEnv>, q: &str, plain: usize) {
+    for i in 0..plain {
+        send(e, q, &format!("m{i}"));
+    }
+    let big = NewMessage { body: Bytes::from(vec![7; 2 * 1024 * 1024]), ..Default::default() };
+    let keyed = NewMessage { idempotency_key: Some("k".into()), ..msg("keyed") };
+    let delayed = NewMessage { delay: Some(60), ..msg("later") };
+    block_on(e.send(&n("ns"), &n(q), vec![big, keyed, delayed])).unwrap();
+    assert_eq!(receive(e, q, 30).len(), 10);
+    assert_eq!(pop_bodies(e, q, 3).len(), 3);
+}
+
+#[test]
+fn purge_reclaims_the_old_incarnation_at_once_when_it_is_small() {
+    let e = engine();
+    create(&e, "q", QueueConfig { partitions: 3, ..Default::default() });
+    fill(&e, "q", 40);
+    assert!(!incarnation_keys(e.store(), "q", 0).is_empty());
+    // Held: 43 sent, 3 popped (the 10 leased still count).
+    assert_eq!(block_on(e.purge_queue(&n("ns"), &n("q"))).unwrap(), 40);
+    assert_eq!(incarnation_keys(e.store(), "q", 0), Vec::<String>::new());
+    // The graveyard is empty again: its counter and cursor are all that stay.
+    let graveyard: Vec<String> =
+        e.store().keys().into_iter().filter(|k| k.contains("//gy")).collect();
+    assert_eq!(graveyard, ["ns//gy", "ns//gyc"]);
+    assert!(!block_on(e.reclaim_step(&n("ns"))).unwrap());
+    // The new incarnation works.
+    send(&e, "q", "after");
+    assert_eq!(pop_bodies(&e, "q", 5), ["after"]);
+}
+
+#[test]
+fn delete_reclaims_the_queue_and_its_list_entry() {
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    create(&e, "other", QueueConfig::default());
+    fill(&e, "q", 20);
+    let before = e.store().keys();
+    block_on(e.delete_queue(&n("ns"), &n("q"), false)).unwrap();
+    assert_eq!(incarnation_keys(e.store(), "q", 0), Vec::<String>::new());
+    assert!(before.contains(&"ns//list/1".to_owned()));
+    assert!(!e.store().keys().contains(&"ns//list/1".to_owned()));
+    let listed = block_on(e.list_queues(&n("ns"), None, 10, None, false)).unwrap();
+    assert_eq!(listed.queues.iter().map(|q| q.name.as_str()).collect::<Vec<_>>(), ["other"]);
+    create(&e, "q", QueueConfig::default());
+    send(&e, "q", "again");
+    assert_eq!(pop_bodies(&e, "q", 5), ["again"]);
+}
+
+#[test]
+fn consumers_finish_reclaiming_a_large_purge() {
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    create(&e, "other", QueueConfig::default());
+    fill(&e, "q", 2000);
+    block_on(e.purge_queue(&n("ns"), &n("q"))).unwrap();
+    // The purge's own steps took part of it; pops on any queue of the
+    // namespace take the rest, one call in RECLAIM_EVERY.
+    assert!(!incarnation_keys(e.store(), "q", 0).is_empty());
+    let mut pops = 0;
+    while !incarnation_keys(e.store(), "q", 0).is_empty() {
+        assert!(pop_bodies(&e, "other", 1).is_empty());
+        pops += 1;
+        assert!(pops < 2_000, "{} keys left", incarnation_keys(e.store(), "q", 0).len());
+    }
+}
+
+#[test]
+fn reclaim_steps_that_fail_half_way_are_taken_again() {
+    use crate::store::{FaultPlan, FaultyStore};
+    use std::sync::Arc;
+    let shared = Arc::new(MemoryStore::new());
+    let env = ManualEnv::new(T0, 7);
+    let e = Engine::new(shared.clone(), env.clone());
+    block_on(e.put_queue(&n("ns"), &n("q"), QueueConfig { partitions: 2, ..Default::default() }))
+        .unwrap();
+    for i in 0..700 {
+        block_on(e.send(&n("ns"), &n("q"), vec![msg(&format!("m{i}"))])).unwrap();
+    }
+    block_on(e.purge_queue(&n("ns"), &n("q"))).unwrap();
+    // Half of the steps' calls fail, before or after their effect.
+    let plan =
+        FaultPlan { seed: 3, max_delay: 0, fail_before_ppm: 250_000, fail_after_ppm: 250_000 };
+    let faulty = Engine::new(FaultyStore::new(shared.clone(), plan), env);
+    let failed = (0..40).filter(|_| block_on(faulty.reclaim_step(&n("ns"))).is_err()).count();
+    assert!(failed > 5, "{failed}");
+    while block_on(e.reclaim_step(&n("ns"))).unwrap() {}
+    let left: Vec<String> =
+        shared.keys().into_iter().filter(|k| k.starts_with("ns/q/0/")).collect();
+    assert_eq!(left, Vec::<String>::new());
+}
+
 #[test]
 fn large_bodies_round_trip_through_chunks() {
     let e = engine();

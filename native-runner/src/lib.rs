@@ -13,6 +13,8 @@
 //! - [`redb_store`]: the embedded durable store with group commit.
 //! - [`redis_store`]: the store several servers (and Spin instances) share.
 //! - `env`: [`SystemEnv`], the real clock, entropy and timer.
+//! - [`housekeeping`]: what a server does in the background (reclaiming the
+//!   keys of purged and deleted queues).
 //! - [`testing`]: helpers for tests (a private `redis-server` per test).
 //! - [`client`]: the typed HTTP client of the v1 API, the project's only one.
 //! - [`cli`]: the client commands of the `edgeq` binary, over [`client`].
@@ -27,6 +29,7 @@
 pub mod cli;
 pub mod client;
 mod env;
+pub mod housekeeping;
 pub mod redb_store;
 pub mod redis_store;
 mod server;

@@ -9,6 +9,7 @@
 use clap::{Args, Parser, Subcommand};
 use edgeq::api::{Api, ApiConfig, Dialect, QueueyApp};
 use edgeq::engine::Engine;
+use edgeq::model::Name;
 use edgeq_native::{serve_with, NativeStore, ServeOptions, StoreSpec, SystemEnv};
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -155,6 +156,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         };
         servers.spawn(serve_with(listener, api.clone(), options, shutdown));
     }
+    // The namespace served, and each Queuey application's (names checked at
+    // startup by the `Api`'s configuration).
+    let namespaces = std::iter::once(&args.namespace)
+        .chain(args.queuey_apps.iter().map(|app| &app.name))
+        .filter_map(|ns| Name::new(ns).ok())
+        .collect();
+    let housekeeping =
+        tokio::spawn(edgeq_native::housekeeping::reclaim(api.clone(), namespaces, stopped.clone()));
     drop(api);
     // Serve until the signal, or until a listener fails (then stop the others too).
     let early = tokio::select! {
@@ -162,6 +171,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         Some(done) = servers.join_next() => Some(done),
     };
     let _ = stop.send(true);
+    let _ = housekeeping.await;
     for done in early.into_iter().chain(servers.join_all().await.into_iter().map(Ok)) {
         done.map_err(|e| format!("server task failed: {e}"))?
             .map_err(|e| format!("server failed: {e}"))?;

@@ -14,6 +14,12 @@
 //!   message is delivered again before the lease that delivered it ended (or was
 //!   nacked), nor after a successful ack; no ack is refused as stale while its
 //!   lease holds;
+//! - pop mode, one seed in four (`seed % 4 == 2`): a purger purges the queue
+//!   twice while producers and consumers work; only sends that started after
+//!   the last purge was over must be delivered, the low-water mark is checked
+//!   on the incarnation the run ends with, and after reclaiming to the end the
+//!   namespace's graveyard must be empty (`SIM_LEFTOVERS` also counts what
+//!   dead incarnations left: keys their late calls wrote after reclaiming);
 //! - pop mode, odd seeds: every attempt of a message carries one idempotency
 //!   key, so a key stored twice is a message popped twice; a message sent once
 //!   and then repeated must be answered with its first id as a duplicate;
@@ -45,6 +51,10 @@ const T0: u64 = 1_800_000_000_000;
 const PRODUCERS: usize = 3;
 const CONSUMERS: usize = 3;
 const MESSAGES: usize = 12;
+/// Purges the purger of a purge run makes.
+const PURGES: usize = 2;
+/// The purger's role number (producers and consumers come first).
+const PURGER: usize = PRODUCERS + CONSUMERS;
 
 type Sim = Engine<FaultyStore<Arc<Traced>>, ManualEnv>;
 
@@ -131,6 +141,13 @@ struct Log {
     /// Keyed messages whose repeat after a successful send did not answer the
     /// first id as a duplicate.
     repeats_not_deduplicated: Vec<String>,
+    /// When each attempted message's send started.
+    send_started: BTreeMap<String, u64>,
+    /// Purges that returned (successfully or not) and, after the last of them
+    /// (or the purger's death), when they were all over: a message whose send
+    /// started after that was sent to the incarnation the run ends with.
+    purges_made: usize,
+    purges_over_at: u64,
     /// Messages pops may have lost by dying or failing half way.
     pop_loss_allowance: usize,
     stop: bool,
@@ -157,7 +174,11 @@ fn producer(e: Rc<Sim>, log: Rc<RefCell<Log>>, id: usize, from: usize, keyed: bo
                     false => format!("{id}:{seq}:{attempt}"),
                 };
                 let key = keyed.then(|| format!("{id}-{seq}"));
-                log.borrow_mut().attempted.insert(body.clone());
+                {
+                    let mut log = log.borrow_mut();
+                    log.attempted.insert(body.clone());
+                    log.send_started.entry(body.clone()).or_insert(e.env().now_value());
+                }
                 let m = || NewMessage {
                     body: Bytes::from(body.clone()),
                     idempotency_key: key.clone(),
@@ -182,6 +203,24 @@ fn producer(e: Rc<Sim>, log: Rc<RefCell<Log>>, id: usize, from: usize, keyed: bo
                     break;
                 }
             }
+        }
+    })
+}
+
+/// Purges the queue [`PURGES`] times in all (counting a predecessor's), at
+/// random moments while producers and consumers work.
+fn purger(e: Rc<Sim>, log: Rc<RefCell<Log>>, seed: u64) -> Actor {
+    Box::pin(async move {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        while log.borrow().purges_made < PURGES && !log.borrow().stop {
+            // Wait a while (each read is store calls, so other actors run).
+            for _ in 0..rng.random_range(5..60) {
+                let _ = e.get_queue(&ns(), &q()).await;
+            }
+            let _ = e.purge_queue(&ns(), &q()).await;
+            let mut log = log.borrow_mut();
+            log.purges_made += 1;
+            log.purges_over_at = e.env().now_value();
         }
     })
 }
@@ -304,6 +343,9 @@ fn run(seed: u64, mode: Mode) -> Result<(), String> {
     // Odd seeds of pop mode send with idempotency keys: a key stored twice is a
     // message popped twice.
     let keyed = matches!(mode, Mode::Pop) && seed % 2 == 1;
+    // One pop-mode seed in four also purges the queue twice while it is in use:
+    // reclaiming the old incarnations must never touch the live one.
+    let purging = matches!(mode, Mode::Pop) && seed % 4 == 2;
     futures::executor::block_on(Engine::new(shared.clone(), env.clone()).put_queue(
         &ns(),
         &q(),
@@ -318,6 +360,7 @@ fn run(seed: u64, mode: Mode) -> Result<(), String> {
             (0..CONSUMERS)
                 .map(|c| (consumer(e.clone(), log.clone(), mode, seed ^ c as u64), PRODUCERS + c)),
         )
+        .chain(purging.then(|| (purger(e.clone(), log.clone(), seed), PURGER)))
         .collect();
     let mut producers_left = PRODUCERS;
     let mut steps = 0u64;
@@ -342,6 +385,13 @@ fn run(seed: u64, mode: Mode) -> Result<(), String> {
                     })
                     .unwrap_or(MESSAGES);
                 producer(e.clone(), log.clone(), role, next, keyed)
+            } else if role == PURGER {
+                // Its purge in flight may have landed: count it as made.
+                let mut l = log.borrow_mut();
+                l.purges_made += 1;
+                l.purges_over_at = env.now_value();
+                drop(l);
+                purger(e.clone(), log.clone(), rng.random())
             } else {
                 consumer(e.clone(), log.clone(), mode, rng.random())
             };
@@ -360,10 +410,12 @@ fn run(seed: u64, mode: Mode) -> Result<(), String> {
     }
 
     drain(&shared, &env, mode, &log)?;
+    let inc = futures::executor::block_on(shared.0.increment(&format!("{}/{}//inc", ns(), q()), 0))
+        .map_err(|e| e.to_string())?;
     for p in 0..partitions {
         // Everything was delivered: every slot up to the head is finished and
         // swept, so the low-water mark stands just past it.
-        let ring = format!("{}/{}/0/{p}", ns(), q());
+        let ring = format!("{}/{}/{inc}/{p}", ns(), q());
         let get = |k: String| futures::executor::block_on(shared.0.get(&k)).ok().flatten();
         let low = get(format!("{ring}/lo")).map_or(1, |v| {
             String::from_utf8_lossy(&v).parse::<i64>().expect("a numeric low-water mark")
@@ -374,10 +426,13 @@ fn run(seed: u64, mode: Mode) -> Result<(), String> {
             return Err(format!("partition {p}: low-water mark {low} behind head {head}"));
         }
     }
-    if std::env::var("SIM_LEFTOVERS").is_ok() {
-        tally_leftovers(&shared.0, partitions);
+    if purging {
+        reclaim_all(&shared, &env, inc)?;
     }
-    let verdict = check(mode, &log.borrow(), &shared.0);
+    if std::env::var("SIM_LEFTOVERS").is_ok() {
+        tally_leftovers(&shared.0, partitions, inc);
+    }
+    let verdict = check(mode, &log.borrow(), &shared.0, inc);
     verdict
 }
 
@@ -391,10 +446,19 @@ thread_local! {
 /// delete — except the commit counters of tickets past the tail, which wait for
 /// their writers. Keyed by the key's kind (`s`, `z`, `r0`, ...), where it sits,
 /// and a counter's value.
-fn tally_leftovers(store: &MemoryStore, partitions: u16) {
+fn tally_leftovers(store: &MemoryStore, partitions: u16, inc: i64) {
     let counter = |k: &str| futures::executor::block_on(store.increment(k, 0)).ok();
+    for dead in 0..inc {
+        let prefix = format!("{}/{}/{dead}/", ns(), q());
+        for key in store.keys().into_iter().filter(|k| k.starts_with(&prefix)) {
+            let kind =
+                key.rsplit('/').next().unwrap_or_default().trim_end_matches(char::is_numeric);
+            let entry = format!("dead incarnation: {kind}");
+            LEFTOVERS.with(|l| *l.borrow_mut().entry(entry).or_default() += 1);
+        }
+    }
     let rings: Vec<(String, i64)> = (0..partitions)
-        .map(|p| format!("{}/{}/0/{p}/", ns(), q()))
+        .map(|p| format!("{}/{}/{inc}/{p}/", ns(), q()))
         .map(|ring| (ring.clone(), counter(&format!("{ring}t")).unwrap_or(0)))
         .collect();
     for key in store.keys() {
@@ -471,7 +535,24 @@ fn drain(
     Ok(())
 }
 
-fn check(mode: Mode, log: &Log, store: &MemoryStore) -> Result<(), String> {
+/// Takes reclaim steps with a fault-free host until there are none left; the
+/// graveyard must then be empty.
+fn reclaim_all(shared: &Arc<Traced>, env: &ManualEnv, inc: i64) -> Result<(), String> {
+    let e = Engine::new(shared.clone(), env.clone());
+    for _ in 0..100_000 {
+        if !futures::executor::block_on(e.reclaim_step(&ns())).map_err(|e| e.to_string())? {
+            let graves: Vec<String> =
+                shared.0.keys().into_iter().filter(|k| k.starts_with("sim//gy/")).collect();
+            return match graves.is_empty() {
+                true => Ok(()),
+                false => Err(format!("graveyard entries left at incarnation {inc}: {graves:?}")),
+            };
+        }
+    }
+    Err("reclaiming does not finish".into())
+}
+
+fn check(mode: Mode, log: &Log, store: &MemoryStore, inc: i64) -> Result<(), String> {
     if let Some(body) = log.repeats_not_deduplicated.first() {
         return Err(format!("the repeat of {body} was not answered as a duplicate"));
     }
@@ -485,8 +566,16 @@ fn check(mode: Mode, log: &Log, store: &MemoryStore) -> Result<(), String> {
             if let Some((body, d)) = log.deliveries.iter().find(|(_, d)| d.len() > 1) {
                 return Err(format!("{body} popped {} times: {d:?}", d.len()));
             }
-            let lost: Vec<_> =
-                log.sent_ok.iter().filter(|b| !log.deliveries.contains_key(*b)).collect();
+            // Sends that started before the last purge was over may have gone
+            // to an incarnation it ended.
+            let after_purges =
+                |b: &&String| log.send_started.get(*b).is_some_and(|&s| s >= log.purges_over_at);
+            let lost: Vec<_> = log
+                .sent_ok
+                .iter()
+                .filter(after_purges)
+                .filter(|b| !log.deliveries.contains_key(*b))
+                .collect();
             if lost.len() > log.pop_loss_allowance {
                 return Err(format!(
                     "lost {lost:?} with an allowance of {}",
@@ -541,7 +630,7 @@ fn check(mode: Mode, log: &Log, store: &MemoryStore) -> Result<(), String> {
     let records: Vec<String> = store
         .keys()
         .into_iter()
-        .filter(|k| k.ends_with("/m"))
+        .filter(|k| k.starts_with(&format!("{}/{}/{inc}/", ns(), q())) && k.ends_with("/m"))
         .filter(|k| {
             let raw = futures::executor::block_on(store.get(k)).ok().flatten().unwrap_or_default();
             let rec = edgeq::model::MessageRecord::decode(&raw).unwrap();

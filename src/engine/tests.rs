@@ -331,6 +331,12 @@ fn incarnation_keys(store: &MemoryStore, q: &str, inc: u64) -> Vec<String> {
     store.keys().into_iter().filter(|k| k.starts_with(&prefix) || *k == creation).collect()
 }
 
+/// Asserts that no key of incarnation `inc` of `q` is left (naming a few).
+fn assert_reclaimed(store: &MemoryStore, q: &str, inc: u64) {
+    let left = incarnation_keys(store, q, inc);
+    assert!(left.is_empty(), "{} keys left, such as {:?}", left.len(), &left[..left.len().min(5)]);
+}
+
 /// Fills queue `q` with what leaves keys behind: plain, keyed, chunked, delayed
 /// and leased messages, over its partitions.
 fn fill(e: &Engine<MemoryStore, ManualEnv>, q: &str, plain: usize) {
@@ -353,7 +359,7 @@ fn purge_reclaims_the_old_incarnation_at_once_when_it_is_small() {
     assert!(!incarnation_keys(e.store(), "q", 0).is_empty());
     // Held: 43 sent, 3 popped (the 10 leased still count).
     assert_eq!(block_on(e.purge_queue(&n("ns"), &n("q"))).unwrap(), 40);
-    assert_eq!(incarnation_keys(e.store(), "q", 0), Vec::<String>::new());
+    assert_reclaimed(e.store(), "q", 0);
     // The graveyard is empty again: its counter and cursor are all that stay.
     let graveyard: Vec<String> =
         e.store().keys().into_iter().filter(|k| k.contains("//gy")).collect();
@@ -372,7 +378,7 @@ fn delete_reclaims_the_queue_and_its_list_entry() {
     fill(&e, "q", 20);
     let before = e.store().keys();
     block_on(e.delete_queue(&n("ns"), &n("q"), false)).unwrap();
-    assert_eq!(incarnation_keys(e.store(), "q", 0), Vec::<String>::new());
+    assert_reclaimed(e.store(), "q", 0);
     assert!(before.contains(&"ns//list/1".to_owned()));
     assert!(!e.store().keys().contains(&"ns//list/1".to_owned()));
     let listed = block_on(e.list_queues(&n("ns"), None, 10, None, false)).unwrap();
@@ -401,6 +407,25 @@ fn consumers_finish_reclaiming_a_large_purge() {
 }
 
 #[test]
+fn reclaiming_never_touches_the_live_incarnation() {
+    let e = engine();
+    create(&e, "q", QueueConfig { partitions: 2, ..Default::default() });
+    fill(&e, "q", 3000);
+    block_on(e.purge_queue(&n("ns"), &n("q"))).unwrap();
+    // The new incarnation is in use while the old one is still being reclaimed.
+    assert!(!incarnation_keys(e.store(), "q", 0).is_empty());
+    for i in 0..60 {
+        send(&e, "q", &format!("new{i}"));
+    }
+    assert_eq!(receive(&e, "q", 30).len(), 10);
+    while block_on(e.reclaim_step(&n("ns"))).unwrap() {}
+    assert_reclaimed(e.store(), "q", 0);
+    let stats = block_on(e.get_queue(&n("ns"), &n("q"))).unwrap().stats.unwrap();
+    assert_eq!((stats.messages, stats.in_flight), (60, 10));
+    assert_eq!(pop_bodies(&e, "q", 100).len(), 50);
+}
+
+#[test]
 fn reclaim_steps_that_fail_half_way_are_taken_again() {
     use crate::store::{FaultPlan, FaultyStore};
     use std::sync::Arc;
@@ -420,9 +445,7 @@ fn reclaim_steps_that_fail_half_way_are_taken_again() {
     let failed = (0..40).filter(|_| block_on(faulty.reclaim_step(&n("ns"))).is_err()).count();
     assert!(failed > 5, "{failed}");
     while block_on(e.reclaim_step(&n("ns"))).unwrap() {}
-    let left: Vec<String> =
-        shared.keys().into_iter().filter(|k| k.starts_with("ns/q/0/")).collect();
-    assert_eq!(left, Vec::<String>::new());
+    assert_reclaimed(&shared, "q", 0);
 }
 
 #[test]

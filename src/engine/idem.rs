@@ -128,6 +128,16 @@ impl Compact for Cursor {
     }
 }
 
+/// Which records a walk of the log deletes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Forget {
+    /// A live queue's cleaning: those the entries' buckets account for; a
+    /// record written since by a new first sender stays (module docs).
+    Expired,
+    /// A dead incarnation's (`reclaim.rs`): every one.
+    All,
+}
+
 /// What [`Engine::idem_begin`] decided.
 pub(crate) enum Idem {
     /// This caller sends; `clean`: it should also take a cleaning step.
@@ -220,7 +230,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         if at.b.saturating_add(MAX_LAG) < closed {
             at = Cursor { b: closed - MAX_LAG, n: 1 };
         }
-        let at = self.idem_sweep(qk, at, closed, Some(CLEAN_BATCH)).await?;
+        let at = self.idem_sweep(qk, at, closed, Forget::Expired).await?;
         if start != Some(at) {
             self.store.set(&qk.idem_cleaned(), &encode(&at)).await?;
         }
@@ -238,17 +248,14 @@ impl<S: Store, E: Env> Engine<S, E> {
 
     /// Walks `qk`'s log from `at` through bucket `last`: past at most
     /// [`EMPTY_BUCKETS`] finished buckets (deleting their counters), then one
-    /// batch of entries, deleting them and the records they name. `guarded`
-    /// (a batch size): a live queue's cleaning, which keeps records newer than
-    /// the entry's bucket (module docs); `None`: a dead incarnation's, which
-    /// deletes every record, in batches of [`DEAD_BATCH`]. Returns where the
-    /// next step starts.
+    /// batch of entries, deleting them and the records they name as `forget`
+    /// says. Returns where the next step starts.
     pub(crate) async fn idem_sweep(
         &self,
         qk: &QueueKeys,
         mut at: Cursor,
         last: u64,
-        guarded: Option<u64>,
+        forget: Forget,
     ) -> Result<Cursor> {
         // Counters of buckets walked past: finished, or read (and on some
         // backends thereby created) while empty.
@@ -261,7 +268,11 @@ impl<S: Store, E: Env> Engine<S, E> {
                 at = Cursor { b: at.b + 1, n: 1 };
                 continue;
             }
-            let end = len.min(at.n + guarded.unwrap_or(DEAD_BATCH) - 1);
+            let batch = match forget {
+                Forget::Expired => CLEAN_BATCH,
+                Forget::All => DEAD_BATCH,
+            };
+            let end = len.min(at.n + batch - 1);
             let entries: Vec<String> = (at.n..=end).map(|n| qk.idem_log(at.b, n)).collect();
             let logged: Vec<String> = self
                 .store
@@ -272,15 +283,15 @@ impl<S: Store, E: Env> Engine<S, E> {
                 .filter_map(|raw| String::from_utf8(raw).ok())
                 .collect();
             let values: Vec<String> = logged.iter().map(|key| qk.idem_value(key)).collect();
-            let records = match guarded {
-                Some(_) => self.store.get_many(&values).await?,
-                None => Vec::new(),
+            let records = match forget {
+                Forget::Expired => self.store.get_many(&values).await?,
+                Forget::All => Vec::new(),
             };
             // Records from this bucket, or written shortly after it by its senders.
             let old = (at.b + 1) * IDEM_WINDOW + IDEM_WINDOW / 2;
             dead.extend(entries);
             for (i, (key, value)) in logged.iter().zip(values).enumerate() {
-                if guarded.is_some() {
+                if let Forget::Expired = forget {
                     let Some(Some(raw)) = records.get(i) else { continue };
                     let since = decode::<IdemState>(&value, raw).map_or(0, |s| s.since());
                     if since >= old {

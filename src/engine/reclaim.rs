@@ -12,8 +12,8 @@
 //! mark to its head or its tail, whichever is further (tickets past the tail
 //! hold fences), [`RING_BATCH`] slots a step, every key a slot can have (record,
 //! chunks, commit counter, claim counter and records, deliveries, state,
-//! stamp); then the partition's own keys and the commit counters its fence list
-//! names; then the idempotency log, a batch a step, from where its cleaning got
+//! stamp); then the partition's own keys, the commit counters its fence list
+//! names and a stamp left just below its mark; then the idempotency log, a batch a step, from where its cleaning got
 //! (`idem.rs`); last the incarnation's counters, its exclusive-creation
 //! counter, a deleted queue's list entry and the graveyard entry itself.
 //!
@@ -32,12 +32,14 @@
 //! neighbours; they stay. So does an incarnation whose purge died between its
 //! increment and its graveyard entry, or whose entry was still missing when a
 //! later one was found (its purge stalled between its two calls while another
-//! purge in the namespace finished): that entry is skipped.
+//! purge in the namespace finished): that entry is skipped. Claim records are
+//! deleted up to the newest the slot's state names (or the taker's and one
+//! more without one): records of later claims that backed off stay.
 
 use super::fences::Fences;
-use super::idem::{bucket, Cursor};
+use super::idem::{bucket, Cursor, Forget};
 use super::keys::{self, QueueKeys};
-use super::slot::{bookkeeping, decode, decode_low, encode, Compact, SlotState, CHUNK};
+use super::slot::{bookkeeping, decode, decode_low, encode, late_stamp, Compact, SlotState, CHUNK};
 use super::{Engine, Env, Result};
 use crate::model::{Millis, Name, MAX_BODY_LEN};
 use crate::store::Store;
@@ -216,7 +218,9 @@ impl<S: Store, E: Env> Engine<S, E> {
                 }
                 Stage::Idem(Some(at)) if at.b > last_bucket => stage = Stage::Last,
                 Stage::Idem(Some(at)) => {
-                    break Stage::Idem(Some(self.idem_sweep(&qk, at, last_bucket, None).await?))
+                    break Stage::Idem(Some(
+                        self.idem_sweep(&qk, at, last_bucket, Forget::All).await?,
+                    ))
                 }
                 Stage::Last => {
                     let mut dead = vec![
@@ -254,6 +258,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             let low = decode_low(&ring, got.next().flatten()).unwrap_or(1);
             let fences = Fences::decode(&ring, got.next().flatten()).unwrap_or_default();
             dead.extend(fences.0.iter().map(|&(i, _)| ring.slot(i).commit()));
+            dead.extend(late_stamp(&ring, low));
             let head = self.store.increment(&ring.head(), 0).await?;
             let tail = self.store.increment(&ring.tail(), 0).await?;
             (next, end) = (low.max(1), head.max(tail).max(0) as u64);

@@ -302,7 +302,7 @@ impl<S: Store, E: Env> Engine<S, E> {
 /// below the mark, where no scan looks again (`scan.rs`, `unstamp_taken`).
 /// Nothing else can be under that key by then, so deleting it is always safe; a
 /// stamp that lands later still is left (see the known limits).
-fn late_stamp(ring: &RingKeys, mark: u64) -> Option<String> {
+pub(crate) fn late_stamp(ring: &RingKeys, mark: u64) -> Option<String> {
     (mark > 1).then(|| ring.slot(mark - 1).seen())
 }
 

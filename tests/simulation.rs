@@ -35,7 +35,7 @@
 //! protocol's known leaks), counted over all seeds (`--nocapture` to see it).
 
 use bytes::Bytes;
-use edgeq::engine::{Engine, ManualEnv, NewMessage, ReceiveOptions};
+use edgeq::engine::{Engine, ManualEnv, NewMessage, ReceiveOptions, IDEM_WINDOW};
 use edgeq::model::{Name, QueueConfig};
 use edgeq::store::{FaultPlan, FaultyStore, MemoryStore, Store};
 use rand::rngs::SmallRng;
@@ -437,8 +437,11 @@ fn run(seed: u64, mode: Mode) -> Result<(), String> {
     if std::env::var("SIM_LEFTOVERS").is_ok() {
         tally_leftovers(&shared.0, partitions, inc);
     }
-    let verdict = check(mode, &log.borrow(), &shared.0, inc);
-    verdict
+    check(mode, &log.borrow(), &shared.0, inc)?;
+    if keyed {
+        forget_keys(&shared, &env, seed, inc)?;
+    }
+    Ok(())
 }
 
 thread_local! {
@@ -538,6 +541,50 @@ fn drain(
         }
     }
     Ok(())
+}
+
+/// Three windows after a keyed run, sends with fresh keys take the cleaning
+/// steps of the idempotency log (`idem.rs`): first through a store that fails
+/// a quarter of the calls, then through a fault-free one. Then no outcome record
+/// and no log entry of the run's keys may be left (a decision counter may: one
+/// whose first sender never wrote an outcome, `idem.rs`).
+fn forget_keys(shared: &Arc<Traced>, env: &ManualEnv, seed: u64, inc: i64) -> Result<(), String> {
+    env.advance(3 * IDEM_WINDOW);
+    let plan = FaultPlan { seed, max_delay: 0, fail_before_ppm: 125_000, fail_after_ppm: 125_000 };
+    let faulty = Engine::new(FaultyStore::new(shared.clone(), plan), env.clone());
+    let clean = Engine::new(shared.clone(), env.clone());
+    let keyed =
+        |i: usize| NewMessage { idempotency_key: Some(format!("late-{i}")), ..Default::default() };
+    for i in 0..64 {
+        let _ = futures::executor::block_on(faulty.send(&ns(), &q(), vec![keyed(i)]));
+    }
+    for i in 64..96 {
+        futures::executor::block_on(clean.send(&ns(), &q(), vec![keyed(i)]))
+            .map_err(|e| format!("late send: {e}"))?;
+    }
+    let prefix = format!("{}/{}/{inc}/", ns(), q());
+    let now_bucket = edgeq::engine::Env::now(env) / IDEM_WINDOW;
+    let keys = shared.0.keys();
+    let run_key = |k: &str, kind: &str| {
+        k.strip_prefix(&prefix)
+            .and_then(|k| k.strip_prefix(kind))
+            .is_some_and(|key| !key.starts_with("late-"))
+    };
+    let left: Vec<&String> = keys
+        .iter()
+        .filter(|k| {
+            let old_entry = k
+                .strip_prefix(&format!("{prefix}il/"))
+                .and_then(|rest| rest.split_once('/'))
+                .and_then(|(b, _)| b.parse::<u64>().ok())
+                .is_some_and(|b| b + 2 <= now_bucket);
+            old_entry || run_key(k, "I/")
+        })
+        .collect();
+    match left.is_empty() {
+        true => Ok(()),
+        false => Err(format!("idempotency records of the run left: {left:?}")),
+    }
 }
 
 /// Takes reclaim steps with a fault-free host until there are none left; the

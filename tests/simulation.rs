@@ -24,6 +24,8 @@
 //! - pop mode, odd seeds: every attempt of a message carries one idempotency
 //!   key, so a key stored twice is a message popped twice; a message sent once
 //!   and then repeated must be answered with its first id as a duplicate;
+//!   three windows later, sends with fresh keys (through faults, then without)
+//!   must have cleaned every outcome record and log entry of the run's keys;
 //! - in both: nothing is delivered that was never sent, the low-water mark of
 //!   every partition ends just past its head, and no record of a successful
 //!   send is left in the store (a writer that died or failed half way

@@ -237,13 +237,12 @@ impl<S: Store, E: Env> Engine<S, E> {
         Ok(())
     }
 
-    /// Where the cleaning of `qk`'s log got, if it ever started.
+    /// Where the cleaning of `qk`'s log got, if it ever started (an unreadable
+    /// cursor counts as none, and is rewritten by the step that reads it).
     pub(crate) async fn idem_cursor(&self, qk: &QueueKeys) -> Result<Option<Cursor>> {
         let cursor_key = qk.idem_cleaned();
-        match self.store.get(&cursor_key).await? {
-            Some(v) => Ok(Some(decode::<Cursor>(&cursor_key, &v)?)),
-            None => Ok(None),
-        }
+        let raw = self.store.get(&cursor_key).await?;
+        Ok(raw.and_then(|v| decode::<Cursor>(&cursor_key, &v).ok()))
     }
 
     /// Walks `qk`'s log from `at` through bucket `last`: past at most

@@ -139,9 +139,8 @@ impl Compact for Progress {
 }
 
 impl<S: Store, E: Env> Engine<S, E> {
-    /// Lists incarnation `inc` of `q` in the namespace's graveyard, then takes
-    /// up to [`RECLAIM_INLINE`] steps (whose failures leave the work to later
-    /// steps).
+    /// Lists `grave` in namespace `ns`'s graveyard, then takes up to
+    /// [`RECLAIM_INLINE`] steps (whose failures leave the work to later steps).
     pub(crate) async fn bury(&self, ns: &Name, grave: Grave) -> Result<()> {
         let n = self.store.increment(&keys::graveyard_len(ns), 1).await?.max(0) as u64;
         self.store.set(&keys::graveyard(ns, n), &encode(&grave)).await?;
@@ -158,10 +157,13 @@ impl<S: Store, E: Env> Engine<S, E> {
     /// may be more to do. Idle, it costs two store calls.
     pub async fn reclaim_step(&self, ns: &Name) -> Result<bool> {
         let cursor_key = keys::graveyard_cursor(ns);
-        let start = match self.store.get(&cursor_key).await? {
-            Some(v) => Some(decode::<Progress>(&cursor_key, &v)?),
-            None => None,
-        };
+        // An unreadable cursor starts over (and is rewritten): entries already
+        // reclaimed are gone and skipped, a step each.
+        let start = self
+            .store
+            .get(&cursor_key)
+            .await?
+            .and_then(|v| decode::<Progress>(&cursor_key, &v).ok());
         let mut at = start.unwrap_or(Progress::first(1));
         let len = self.store.increment(&keys::graveyard_len(ns), 0).await?.max(0) as u64;
         if at.n > len {

@@ -426,6 +426,20 @@ fn reclaiming_never_touches_the_live_incarnation() {
 }
 
 #[test]
+fn an_unreadable_graveyard_cursor_starts_over() {
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    fill(&e, "q", 20);
+    block_on(e.purge_queue(&n("ns"), &n("q"))).unwrap();
+    fill(&e, "q", 20);
+    block_on(e.store().set("ns//gyc", b"not a cursor")).unwrap();
+    block_on(e.purge_queue(&n("ns"), &n("q"))).unwrap();
+    while block_on(e.reclaim_step(&n("ns"))).unwrap() {}
+    assert_reclaimed(e.store(), "q", 1);
+    assert_eq!(block_on(e.store().get("ns//gyc")).unwrap().as_deref(), Some(&b"3,R,0,0,0"[..]));
+}
+
+#[test]
 fn reclaim_steps_that_fail_half_way_are_taken_again() {
     use crate::store::{FaultPlan, FaultyStore};
     use std::sync::Arc;

@@ -39,10 +39,10 @@
 //!
 //! Known limits: the first step starts [`FIRST_LOOKBACK`] windows back, so the
 //! entries of a first sender that died before its step are left if no other
-//! sender took a step within that time; a bucket's counter is deleted once the bucket is cleaned, so
-//! an entry logged into it later still (a sender stalled for a window) is never
-//! cleaned; a queue that logs keys more rarely than once every
-//! [`EMPTY_BUCKETS`] windows falls behind, and the cursor then jumps to
+//! sender took a step within that time; a bucket's counter is deleted once the
+//! bucket is cleaned, so an entry logged into it later still (a sender stalled
+//! for a window) is never cleaned; a queue that logs keys more rarely than once
+//! every [`EMPTY_BUCKETS`] windows falls behind, and the cursor then jumps to
 //! [`MAX_LAG`] windows back, leaving older entries; records of keys sent before
 //! this log existed are not in it.
 

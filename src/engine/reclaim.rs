@@ -13,9 +13,10 @@
 //! hold fences), [`RING_BATCH`] slots a step, every key a slot can have (record,
 //! chunks, commit counter, claim counter and records, deliveries, state,
 //! stamp); then the partition's own keys, the commit counters its fence list
-//! names and a stamp left just below its mark; then the idempotency log, a batch a step, from where its cleaning got
-//! (`idem.rs`); last the incarnation's counters, its exclusive-creation
-//! counter, a deleted queue's list entry and the graveyard entry itself.
+//! names and a stamp left just below its mark; then the idempotency log, a
+//! batch a step, from where its cleaning got (`idem.rs`); last the
+//! incarnation's counters, its exclusive-creation counter, a deleted queue's
+//! list entry and the graveyard entry itself.
 //!
 //! A step deletes only keys of a dead incarnation, which nobody reads, so steps
 //! need no exclusion: two hosts doing the same step delete the same keys, and a

@@ -9,8 +9,9 @@
 //! first 1000 list entries of the served namespace): `edgeq_queue_messages`,
 //! `_bytes`, `_in_flight`, `_dead_lettered`, `_delayed`, `_oldest_message_age_seconds`,
 //! labelled `namespace` and `queue`. `edgeq_queue_list_truncated` is 1 when the
-//! namespace has more list entries than one scrape reads. The engine keeps no
-//! count of delayed messages yet, so there is no `delayed` gauge.
+//! namespace has more list entries than one scrape reads.
+//! `edgeq_reclaim_backlog` (labelled `namespace`) counts the purged and deleted
+//! queue incarnations whose keys are still being deleted (`reclaim.rs`).
 //!
 //! # Per request: where the counts live ([`RequestMetrics`])
 //!
@@ -77,6 +78,11 @@ pub(crate) struct RequestLabels {
 struct QueueLabels {
     namespace: String,
     queue: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NamespaceLabels {
+    namespace: String,
 }
 
 pub(crate) type Histograms = Family<RequestLabels, Histogram, fn() -> Histogram>;
@@ -253,6 +259,16 @@ async fn queue_gauges<S: Store, E: Env>(
         "edgeq_queue_list_truncated",
         "1 when the namespace has more queues than one scrape reports",
         truncated,
+    );
+    let backlog = Family::<NamespaceLabels, Gauge>::default();
+    let pending = engine.reclaim_backlog(ns).await?;
+    backlog
+        .get_or_create(&NamespaceLabels { namespace: ns.to_string() })
+        .set(i64::try_from(pending).unwrap_or(i64::MAX));
+    registry.register(
+        "edgeq_reclaim_backlog",
+        "Purged or deleted queue incarnations whose keys are still being deleted",
+        backlog,
     );
     Ok(())
 }

@@ -153,6 +153,16 @@ impl<S: Store, E: Env> Engine<S, E> {
         Ok(())
     }
 
+    /// How many purged or deleted incarnations of the namespace's queues are
+    /// listed and not reclaimed to the end yet (two store calls).
+    pub async fn reclaim_backlog(&self, ns: &Name) -> Result<u64> {
+        let cursor_key = keys::graveyard_cursor(ns);
+        let raw = self.store.get(&cursor_key).await?;
+        let next = raw.and_then(|v| decode::<Progress>(&cursor_key, &v).ok()).map_or(1, |p| p.n);
+        let len = self.store.increment(&keys::graveyard_len(ns), 0).await?.max(0) as u64;
+        Ok((len + 1).saturating_sub(next))
+    }
+
     /// Takes one step of reclaiming the keys of the namespace's purged and
     /// deleted queue incarnations (module docs of `reclaim.rs`); whether there
     /// may be more to do. Idle, it costs two store calls.

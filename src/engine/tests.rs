@@ -398,12 +398,14 @@ fn consumers_finish_reclaiming_a_large_purge() {
     // The purge's own steps took part of it; pops on any queue of the
     // namespace take the rest, one call in RECLAIM_EVERY.
     assert!(!incarnation_keys(e.store(), "q", 0).is_empty());
+    assert_eq!(block_on(e.reclaim_backlog(&n("ns"))).unwrap(), 1);
     let mut pops = 0;
     while !incarnation_keys(e.store(), "q", 0).is_empty() {
         assert!(pop_bodies(&e, "other", 1).is_empty());
         pops += 1;
         assert!(pops < 2_000, "{} keys left", incarnation_keys(e.store(), "q", 0).len());
     }
+    assert_eq!(block_on(e.reclaim_backlog(&n("ns"))).unwrap(), 0);
 }
 
 #[test]

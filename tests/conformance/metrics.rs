@@ -54,6 +54,14 @@ async fn shows_queues_and_requests(c: &Client, key: Option<&str>) {
     let text = scrape(c, key).await;
     let scrapes = r#"edgeq_http_requests_total{method="GET",route="/metrics",status="2xx"}"#;
     assert_eq!(sample(&text, scrapes), Some(1.0), "{text}");
+    // A purge of a small queue deletes its old keys before it answers: nothing
+    // is left to reclaim.
+    let backlog = r#"edgeq_reclaim_backlog{namespace="default"}"#;
+    assert_eq!(sample(&text, backlog), Some(0.0), "{text}");
+    c.send(auth(c.req(Method::POST, "/v1/queues/metered/purge"))).await.expect(200);
+    let text = scrape(c, key).await;
+    assert_eq!(sample(&text, &format!("edgeq_queue_messages{q}")), Some(0.0), "{text}");
+    assert_eq!(sample(&text, backlog), Some(0.0), "{text}");
 }
 
 pub async fn metrics_show_queues_and_requests(c: &Client) {

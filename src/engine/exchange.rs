@@ -22,7 +22,7 @@
 //! Queues deleted after binding are skipped (their bindings are dead weight until
 //! unbound). The log is capped at [`MAX_BINDING_CHANGES`] entries per exchange
 //! incarnation so a publish costs a bounded number of store calls; re-create the
-//! exchange to start a fresh log.
+//! exchange to start a fresh log. Delete deletes the old incarnation's log.
 
 use super::keys;
 use super::{Engine, Env, Error, NewMessage, Result, Sent};
@@ -179,7 +179,16 @@ impl<S: Store, E: Env> Engine<S, E> {
     pub async fn delete_exchange(&self, ns: &Name, x: &Name) -> Result<()> {
         let ex = self.live_exchange(ns, x).await?;
         self.store.increment(&keys::exchange_incarnation(ns, x), 1).await?;
-        self.write_exchange(ns, x, &ExchangeMeta { deleted: true, ..ex.meta }).await
+        self.write_exchange(ns, x, &ExchangeMeta { deleted: true, ..ex.meta }).await?;
+        // The old incarnation's log is never read again: delete it (at most
+        // MAX_BINDING_CHANGES entries, one call). A bind of the old incarnation
+        // still at work may write an entry after this; it stays.
+        let len_key = keys::binding_log_len(ns, x, ex.inc);
+        let len = self.store.increment(&len_key, 0).await?.clamp(0, MAX_BINDING_CHANGES as i64);
+        let mut log: Vec<String> =
+            (1..=len as u64).map(|n| keys::binding_log_entry(ns, x, ex.inc, n)).collect();
+        log.push(len_key);
+        Ok(self.store.delete_many(&log).await?)
     }
 
     /// Binds queue `q` to exchange `x` with `key` (idempotent).

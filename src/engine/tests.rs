@@ -623,8 +623,10 @@ fn exchanges_route_by_kind_once_per_queue() {
     assert!(matches!(err, Error::ExchangeKindMismatch { .. }), "{err:?}");
     assert!(!block_on(e.put_exchange(&ns, &n("t"), ExchangeKind::Topic)).unwrap().1);
 
-    // A re-created exchange starts with no bindings.
+    // A re-created exchange starts with no bindings; the old log is deleted.
+    assert!(e.store().keys().iter().any(|k| k.starts_with("ns//x/t/0/")));
     block_on(e.delete_exchange(&ns, &n("t"))).unwrap();
+    assert!(!e.store().keys().iter().any(|k| k.starts_with("ns//x/t/0/")));
     assert!(matches!(
         block_on(e.publish(&ns, &n("t"), "order.x", msg("o2"))),
         Err(Error::ExchangeNotFound(_))

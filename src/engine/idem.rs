@@ -155,21 +155,18 @@ impl<S: Store, E: Env> Engine<S, E> {
     /// Decides whether this caller is the first sender of `key` (module docs).
     pub(crate) async fn idem_begin(&self, qk: &QueueKeys, key: &str, now: Millis) -> Result<Idem> {
         let decision = qk.idem_decision(key);
-        let value = qk.idem_value(key);
-        let pending = encode(&IdemState::Pending(now));
         let seen = self.store.increment(&decision, 1).await?;
         if seen == 1 {
-            let clean = self.idem_log(qk, key, now).await?;
-            self.store.set(&value, &pending).await?;
+            let clean = self.idem_pending(qk, key, now).await?;
             return Ok(Idem::Owner { clean });
         }
+        let value = qk.idem_value(key);
         let state = match self.store.get(&value).await? {
             Some(v) => decode::<IdemState>(&value, &v)?,
             None => {
                 // The first sender died before recording anything: start its
                 // clock (and log the key, which it may not have done either).
-                self.idem_log(qk, key, now).await?;
-                self.store.set(&value, &pending).await?;
+                self.idem_pending(qk, key, now).await?;
                 return Err(Error::IdempotencyInProgress(key.to_owned()));
             }
         };
@@ -182,8 +179,7 @@ impl<S: Store, E: Env> Engine<S, E> {
                 if self.store.increment(&decision, 1).await? != seen + 1 {
                     return Err(Error::IdempotencyInProgress(key.to_owned()));
                 }
-                let clean = self.idem_log(qk, key, now).await?;
-                self.store.set(&value, &pending).await?;
+                let clean = self.idem_pending(qk, key, now).await?;
                 Ok(Idem::Owner { clean })
             }
         }
@@ -208,11 +204,13 @@ impl<S: Store, E: Env> Engine<S, E> {
         Ok(())
     }
 
-    /// Logs `key` in the bucket of `now`; whether this sender should clean.
-    async fn idem_log(&self, qk: &QueueKeys, key: &str, now: Millis) -> Result<bool> {
+    /// Logs `key` in the bucket of `now`, then records it `Pending` since
+    /// `now` (module docs); whether this sender should take a cleaning step.
+    async fn idem_pending(&self, qk: &QueueKeys, key: &str, now: Millis) -> Result<bool> {
         let b = bucket(now);
         let n = self.store.increment(&qk.idem_log_len(b), 1).await?.max(0) as u64;
         self.store.set(&qk.idem_log(b, n), key.as_bytes()).await?;
+        self.store.set(&qk.idem_value(key), &encode(&IdemState::Pending(now))).await?;
         Ok(n == 1 || n.is_multiple_of(CLEAN_EVERY))
     }
 

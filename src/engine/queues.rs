@@ -5,11 +5,12 @@
 //! queue's messages carries its *incarnation*, a counter beside the metadata that
 //! only purge and delete move, with `increment`: purge is one increment (the old
 //! incarnation's keys are never read again, and are deleted in steps afterwards:
-//! `reclaim.rs`), delete is an increment plus a tombstone. Creating and updating only write the metadata, so concurrent
-//! creators all land on the same incarnation and no creator's messages can end up
-//! in one that loses, and an update racing a purge cannot undo it. A sender that
-//! read the incarnation just before a purge or delete lands in the old one: it ran
-//! concurrently with the purge and is ordered before it.
+//! `reclaim.rs`), delete is an increment plus a tombstone. Creating and updating
+//! only write the metadata, so concurrent creators all land on the same
+//! incarnation and no creator's messages can end up in one that loses, and an
+//! update racing a purge cannot undo it. A sender that read the incarnation just
+//! before a purge or delete lands in the old one: it ran concurrently with the
+//! purge and is ordered before it.
 //!
 //! The list is a creation-ordered log: a creator appends an entry (ticket from a
 //! counter) *before* writing the metadata that points at it, and a listing keeps

@@ -156,27 +156,28 @@ impl<S: Store, E: Env> Engine<S, E> {
     /// How many purged or deleted incarnations of the namespace's queues are
     /// listed and not reclaimed to the end yet (two store calls).
     pub async fn reclaim_backlog(&self, ns: &Name) -> Result<u64> {
+        let (cursor, len) = self.graveyard(ns).await?;
+        let next = cursor.map_or(1, |p| p.n);
+        Ok((len + 1).saturating_sub(next))
+    }
+
+    /// The namespace's reclaim cursor and graveyard length. An unreadable
+    /// cursor counts as none: reclaiming starts over and rewrites it, and
+    /// entries already reclaimed are gone and skipped, a step each.
+    async fn graveyard(&self, ns: &Name) -> Result<(Option<Progress>, u64)> {
         let cursor_key = keys::graveyard_cursor(ns);
         let raw = self.store.get(&cursor_key).await?;
-        let next = raw.and_then(|v| decode::<Progress>(&cursor_key, &v).ok()).map_or(1, |p| p.n);
+        let cursor = raw.and_then(|v| decode::<Progress>(&cursor_key, &v).ok());
         let len = self.store.increment(&keys::graveyard_len(ns), 0).await?.max(0) as u64;
-        Ok((len + 1).saturating_sub(next))
+        Ok((cursor, len))
     }
 
     /// Takes one step of reclaiming the keys of the namespace's purged and
     /// deleted queue incarnations (module docs of `reclaim.rs`); whether there
     /// may be more to do. Idle, it costs two store calls.
     pub async fn reclaim_step(&self, ns: &Name) -> Result<bool> {
-        let cursor_key = keys::graveyard_cursor(ns);
-        // An unreadable cursor starts over (and is rewritten): entries already
-        // reclaimed are gone and skipped, a step each.
-        let start = self
-            .store
-            .get(&cursor_key)
-            .await?
-            .and_then(|v| decode::<Progress>(&cursor_key, &v).ok());
+        let (start, len) = self.graveyard(ns).await?;
         let mut at = start.unwrap_or(Progress::first(1));
-        let len = self.store.increment(&keys::graveyard_len(ns), 0).await?.max(0) as u64;
         if at.n > len {
             return Ok(false);
         }
@@ -200,7 +201,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             }
         }
         if start != Some(at) {
-            self.store.set(&cursor_key, &encode(&at)).await?;
+            self.store.set(&keys::graveyard_cursor(ns), &encode(&at)).await?;
         }
         Ok(true)
     }

@@ -32,7 +32,8 @@
 //!   may leave its own, unacknowledged record behind).
 //!
 //! `SIM_SEEDS` sets the number of seeds per mode (default 1000 per mode, so CI runs
-//! 2000); `SIM_SEED` replays one seed. `SIM_LEFTOVERS=1` prints, per mode, the
+//! 2000) and `SIM_FIRST` the first of them (default 1: long runs can explore
+//! seeds CI never ran); `SIM_SEED` replays one seed. `SIM_LEFTOVERS=1` prints, per mode, the
 //! per-slot keys left behind after draining (keys nobody will delete: the
 //! protocol's known leaks), counted over all seeds (`--nocapture` to see it).
 
@@ -713,8 +714,11 @@ fn seeds() -> Vec<u64> {
     if let Ok(s) = std::env::var("SIM_SEED") {
         return vec![s.parse().expect("SIM_SEED is a number")];
     }
-    let n = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
-    (1..=n).collect()
+    let number = |var: &str, default: u64| {
+        std::env::var(var).map_or(default, |s| s.parse().expect("a number of seeds"))
+    };
+    let (n, first) = (number("SIM_SEEDS", 1000), number("SIM_FIRST", 1));
+    (first..first + n).collect()
 }
 
 fn run_all(mode: Mode) {

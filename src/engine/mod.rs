@@ -251,6 +251,7 @@ pub use error::{Error, Result};
 pub use exchange::{
     Binding, ExchangeInfo, ExchangeKind, Routed, MAX_BINDING_CHANGES, MAX_ROUTING_KEY,
 };
+pub(crate) use idem::check_idempotency_key;
 pub use idem::{IDEM_WINDOW, MAX_IDEMPOTENCY_KEY};
 pub use manual::{splitmix64, ManualEnv, SPLITMIX_STEP};
 pub use send::MAX_CONTENT_TYPE;

@@ -8,8 +8,8 @@ use super::{Engine, Env, Error, NewMessage, Result, Sent};
 use crate::model::{MessageId, MessageRecord, Name, QueueConfig, MAX_BATCH, MAX_BODY_LEN};
 use crate::store::Store;
 
-/// Longest Content-Type kept.
-pub const MAX_CONTENT_TYPE: usize = 256;
+/// Longest Content-Type kept with a message, in bytes.
+pub const MAX_CONTENT_TYPE: usize = 255;
 
 impl<S: Store, E: Env> Engine<S, E> {
     /// Sends messages (1..=1000); each gets its own outcome.
@@ -47,9 +47,9 @@ impl<S: Store, E: Env> Engine<S, E> {
         }
         if let Some(ct) = &m.content_type {
             if ct.len() > MAX_CONTENT_TYPE || !ct.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-                return Err(Error::BadRequest(
-                    "content type is not printable ASCII of at most 256 bytes".into(),
-                ));
+                return Err(Error::BadRequest(format!(
+                    "content type is not printable ASCII of at most {MAX_CONTENT_TYPE} bytes"
+                )));
             }
         }
         if let Some(key) = &m.idempotency_key {

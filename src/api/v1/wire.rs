@@ -4,7 +4,7 @@
 
 use crate::api::error::ApiError;
 use crate::api::router;
-use crate::engine::{Message, QueueInfo, QueueStats};
+use crate::engine::{Message, QueueInfo, QueueStats, MAX_CONTENT_TYPE};
 use crate::model::{MessageId, Millis, QueueConfig};
 use base64::Engine as _;
 use bytes::Bytes;
@@ -13,10 +13,6 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 use std::marker::PhantomData;
 
-/// Longest Content-Type kept with a message.
-pub(crate) const MAX_CONTENT_TYPE_LEN: usize = 255;
-/// Longest idempotency key.
-pub(crate) const MAX_IDEMPOTENCY_KEY_LEN: usize = crate::engine::MAX_IDEMPOTENCY_KEY;
 /// Most entries in a JSON list of a request (`messages`, `receipts`).
 pub(crate) const MAX_ENTRIES: usize = crate::model::MAX_BATCH;
 /// Marker in the error of a list over [`MAX_ENTRIES`], used to give it its own code.
@@ -33,9 +29,9 @@ pub(crate) fn message_id(seg: &str) -> Result<MessageId, ApiError> {
 
 /// Checks a Content-Type to keep with a message.
 pub(crate) fn content_type(v: &str) -> Result<String, String> {
-    if v.len() > MAX_CONTENT_TYPE_LEN {
+    if v.len() > MAX_CONTENT_TYPE {
         return Err(format!(
-            "content type is {} bytes long; the limit is {MAX_CONTENT_TYPE_LEN}",
+            "content type is {} bytes long; the limit is {MAX_CONTENT_TYPE}",
             v.len()
         ));
     }
@@ -45,17 +41,9 @@ pub(crate) fn content_type(v: &str) -> Result<String, String> {
     Ok(v.to_owned())
 }
 
-/// Checks an idempotency key: 1 to 64 visible ASCII characters.
+/// Checks an idempotency key (the engine's rule: 1 to 64 visible ASCII characters).
 pub(crate) fn idempotency_key(v: &str) -> Result<String, String> {
-    if v.is_empty() || v.len() > MAX_IDEMPOTENCY_KEY_LEN {
-        return Err(format!(
-            "idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters long"
-        ));
-    }
-    if !v.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("idempotency key must be visible ASCII without spaces".into());
-    }
-    Ok(v.to_owned())
+    crate::engine::check_idempotency_key(v).map(|()| v.to_owned()).map_err(|e| e.to_string())
 }
 
 /// The single value of header `name`, if present, as text.
@@ -332,7 +320,8 @@ mod tests {
         assert!(idempotency_key(&"k".repeat(65)).is_err());
         assert!(content_type("application/json; charset=utf-8").is_ok());
         assert!(content_type("a\nb").is_err());
-        assert!(content_type(&"a".repeat(256)).is_err());
+        assert!(content_type(&"a".repeat(MAX_CONTENT_TYPE)).is_ok());
+        assert!(content_type(&"a".repeat(MAX_CONTENT_TYPE + 1)).is_err());
     }
 
     #[test]

@@ -15,12 +15,17 @@
 #           pop that finds nothing is a 204 and is reported: it must be 0);
 #   mixed   push and pop in turn on an (almost) empty queue, then on a queue that
 #           holds DEPTH (1,000,000) messages, filled first with batch requests.
+#           Each mixed phase runs WARMUP seconds unmeasured first: right after a
+#           bulk fill both stores are slower for a few seconds (redb's commits
+#           write twice the pages per fsync, the memory store's hash tables may
+#           double), which is the fill's cost, not the depth's (benches/README.md,
+#           "Stint 16").
 #
 # It prints a table of req/s, each as a ratio to /healthz, the depth ratios, and
 # the targets of issue 3. Servers are stopped on exit, whatever happens.
 #
 # Knobs (environment): DURATION (s per phase, 10), STORES ("memory redb"),
-# DEPTH (1000000), FILL_TIMEOUT (s allowed to fill DEPTH, 150),
+# DEPTH (1000000), FILL_TIMEOUT (s allowed to fill DEPTH, 150), WARMUP (s, 10),
 # CONNECTIONS (64), THREADS (2), NO_BUILD (set: use the release binary already
 # built, in $CARGO_TARGET_DIR or target/).
 set -euo pipefail
@@ -28,6 +33,7 @@ set -euo pipefail
 DURATION=${DURATION:-10}
 STORES=${STORES:-memory redb}
 DEPTH=${DEPTH:-1000000}
+WARMUP=${WARMUP:-10}
 FILL_TIMEOUT=${FILL_TIMEOUT:-150}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
@@ -162,6 +168,7 @@ measure() {
 
     # A cushion of 1000 so pops in the mixed run rarely overtake pushes.
     [ "$(fill shallow 1 30)" = 1 ] || die "cannot fill queue shallow"
+    warm_up "$s" shallow
     say "== $s: push+pop, queue near empty (${DURATION}s)"
     line=$(wrk_run mixed shallow "$DURATION")
     mixed_into "$s" empty "$line"
@@ -175,9 +182,17 @@ measure() {
     R[$s.fill.secs]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
     R[$s.deep.depth]=$(depth deep)
     say "   $s: ${R[$s.deep.depth]} messages queued in ${R[$s.fill.secs]}s"
+    warm_up "$s" deep
     say "== $s: push+pop, ${R[$s.deep.depth]} queued (${DURATION}s)"
     line=$(wrk_run mixed deep "$DURATION")
     mixed_into "$s" deep "$line"
+}
+
+# warm_up STORE QUEUE: WARMUP seconds of mixed load on QUEUE, not measured.
+warm_up() {
+    [ "$WARMUP" -gt 0 ] || return 0
+    say "   $1: warming up on $2 (${WARMUP}s, not measured)"
+    wrk_run mixed "$2" "$WARMUP" >/dev/null
 }
 
 # mixed_into STORE WHICH LINE
@@ -211,8 +226,9 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 printf '\nedgeq HTTP benchmark, %s, %s cores (%s)\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$(nproc)" "${cpu:-cpu?}"
 printf '1-min load average at start %s, at end %s (anything above ~0 is other work sharing the cores)\n' \
     "$load_start" "$(cut -d' ' -f1 /proc/loadavg)"
-printf 'wrk -t%s -c%s -d%ss on 127.0.0.1, %s-byte bodies; ratio = req/s / (GET /healthz req/s of the same server)\n\n' \
+printf 'wrk -t%s -c%s -d%ss on 127.0.0.1, %s-byte bodies; ratio = req/s / (GET /healthz req/s of the same server)\n' \
     "$THREADS" "$CONNECTIONS" "$DURATION" "$BODY_BYTES"
+printf 'mixed phases measured after %ss of the same load, unmeasured\n\n' "$WARMUP"
 fmt='%-7s %-30s %10s %11s %8s %9s %-4s %s\n'
 # shellcheck disable=SC2059
 printf "$fmt" store figure req/s msg/s ratio target met notes

@@ -4,12 +4,20 @@
 //!
 //! Store calls are counted through `FaultyStore` with a plan that never delays
 //! or fails; times are measured on the bare `MemoryStore`.
+//!
+//! A second table times the same operations as requests through `Api::handle`
+//! (routing, headers, the response; still no sockets), beside `GET /healthz`,
+//! the yardstick of `benches/http.sh`: what a request adds to `/healthz` here is
+//! the part of its cost that the engine and the HTTP layer own, without the
+//! load tool, the kernel and the scheduler around it.
 
 use bytes::Bytes;
+use edgeq::api::{Api, ApiConfig};
 use edgeq::engine::{Engine, ManualEnv, NewMessage, ReceiveOptions};
 use edgeq::model::{Name, QueueConfig};
 use edgeq::store::{FaultPlan, FaultyStore, MemoryStore, Store};
 use futures::executor::block_on;
+use http::{Method, Request, StatusCode};
 use std::time::Instant;
 
 fn ops() -> usize {
@@ -49,6 +57,43 @@ fn phases<S: Store>(e: &Engine<S, ManualEnv>, n: usize) -> [(&'static str, f64);
     [("send", send), ("pop", pop), ("receive+ack", receive_ack), ("empty pop", empty)]
 }
 
+/// The `benches/http.sh` requests through `Api::handle`, one at a time.
+fn requests(n: usize) -> [(&'static str, f64); 4] {
+    let api = Api::new(
+        Engine::new(MemoryStore::new(), ManualEnv::new(1_800_000_000_000, 1)),
+        ApiConfig::default(),
+    );
+    let call = |method: &Method, path: &str, body: &Bytes| {
+        let req = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header("content-type", "application/octet-stream")
+            .body(body.clone())
+            .unwrap();
+        block_on(api.handle(req)).status()
+    };
+    let none = Bytes::new();
+    for q in ["/v1/queues/bench", "/v1/queues/empty"] {
+        assert!(call(&Method::PUT, q, &none).is_success());
+    }
+    let body = Bytes::from(vec![b'm'; 128]);
+    let mut timed_request = |method: Method, path: &str, body: &Bytes, want: StatusCode| {
+        timed(n, || assert_eq!(call(&method, path, body), want))
+    };
+    [
+        ("GET /healthz", timed_request(Method::GET, "/healthz", &none, StatusCode::OK)),
+        (
+            "push",
+            timed_request(Method::POST, "/v1/queues/bench/messages", &body, StatusCode::CREATED),
+        ),
+        ("pop", timed_request(Method::POST, "/v1/queues/bench/pop", &none, StatusCode::OK)),
+        (
+            "empty pop",
+            timed_request(Method::POST, "/v1/queues/empty/pop", &none, StatusCode::NO_CONTENT),
+        ),
+    ]
+}
+
 fn main() {
     let n = ops();
     let timing = Engine::new(MemoryStore::new(), ManualEnv::new(1_800_000_000_000, 1));
@@ -75,5 +120,9 @@ fn main() {
     for (i, (name, us)) in times.iter().enumerate() {
         let c = calls.get(i).map_or(String::from("-"), |c| format!("{c:.2}"));
         println!("{name:<12} {us:>10.2} {c:>12}");
+    }
+    println!("\n{:<12} {:>10}   (through Api::handle)", "request", "µs/req");
+    for (name, us) in requests(n) {
+        println!("{name:<12} {us:>10.2}");
     }
 }

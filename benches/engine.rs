@@ -77,7 +77,7 @@ fn requests(n: usize) -> [(&'static str, f64); 4] {
         assert!(call(&Method::PUT, q, &none).is_success());
     }
     let body = Bytes::from(vec![b'm'; 128]);
-    let mut timed_request = |method: Method, path: &str, body: &Bytes, want: StatusCode| {
+    let timed_request = |method: Method, path: &str, body: &Bytes, want: StatusCode| {
         timed(n, || assert_eq!(call(&method, path, body), want))
     };
     [

@@ -17,10 +17,11 @@
 //! - one seed in four (`seed % 4 == 2`): a purger purges the queue twice while
 //!   producers and consumers work; only sends that started after the last
 //!   purge was over must be delivered (acknowledged in receive mode), an ack
-//!   refused inside its lease is wrong only if the lease began after it, the low-water mark is checked
-//!   on the incarnation the run ends with, and after reclaiming to the end the
-//!   namespace's graveyard must be empty (`SIM_LEFTOVERS` also counts what
-//!   dead incarnations left: keys their late calls wrote after reclaiming);
+//!   refused inside its lease is wrong only if the lease began after it, the
+//!   low-water mark is checked on the incarnation the run ends with, and after
+//!   reclaiming to the end the namespace's graveyard must be empty
+//!   (`SIM_LEFTOVERS` also counts what dead incarnations left: keys their late
+//!   calls wrote after reclaiming);
 //! - pop mode, odd seeds: every attempt of a message carries one idempotency
 //!   key, so a key stored twice is a message popped twice; a message sent once
 //!   and then repeated must be answered with its first id as a duplicate;
@@ -33,9 +34,10 @@
 //!
 //! `SIM_SEEDS` sets the number of seeds per mode (default 1000 per mode, so CI runs
 //! 2000) and `SIM_FIRST` the first of them (default 1: long runs can explore
-//! seeds CI never ran); `SIM_SEED` replays one seed. `SIM_LEFTOVERS=1` prints, per mode, the
-//! per-slot keys left behind after draining (keys nobody will delete: the
-//! protocol's known leaks), counted over all seeds (`--nocapture` to see it).
+//! seeds CI never ran); `SIM_SEED` replays one seed. `SIM_LEFTOVERS=1` prints,
+//! per mode, the per-slot keys left behind after draining (keys nobody will
+//! delete: the protocol's known leaks), counted over all seeds (`--nocapture`
+//! to see it).
 
 use bytes::Bytes;
 use edgeq::engine::{Engine, ManualEnv, NewMessage, ReceiveOptions, IDEM_WINDOW};
@@ -715,7 +717,8 @@ fn seeds() -> Vec<u64> {
         return vec![s.parse().expect("SIM_SEED is a number")];
     }
     let number = |var: &str, default: u64| {
-        std::env::var(var).map_or(default, |s| s.parse().expect("a number of seeds"))
+        std::env::var(var)
+            .map_or(default, |s| s.parse().unwrap_or_else(|_| panic!("{var} is a number")))
     };
     let (n, first) = (number("SIM_SEEDS", 1000), number("SIM_FIRST", 1));
     (first..first + n).collect()

@@ -4,6 +4,7 @@ use super::claim::Claimed;
 use super::deliver::message;
 use super::queues::Queue;
 use super::ring::GRACE;
+use super::send::check_content_type;
 use super::slot::{Claim, Slot, CHUNK, INLINE_BODY};
 use super::{BrowseOptions, Engine, Env, Error, Message, Order, Result};
 use crate::model::{MessageId, Millis, Name, MAX_BODY_LEN};
@@ -140,6 +141,9 @@ impl<S: Store, E: Env> Engine<S, E> {
     ) -> Result<()> {
         if body.len() > MAX_BODY_LEN {
             return Err(Error::MessageTooLarge(body.len()));
+        }
+        if let Some(ct) = &content_type {
+            check_content_type(ct)?;
         }
         let queue = self.queue(ns, q).await?;
         let slot = self.slot_of(&queue, id).await?;

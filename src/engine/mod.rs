@@ -254,6 +254,7 @@ pub use exchange::{
 pub(crate) use idem::check_idempotency_key;
 pub use idem::{IDEM_WINDOW, MAX_IDEMPOTENCY_KEY};
 pub use manual::{splitmix64, ManualEnv, SPLITMIX_STEP};
+pub(crate) use send::check_content_type;
 pub use send::MAX_CONTENT_TYPE;
 pub use types::*;
 

@@ -11,6 +11,25 @@ use crate::store::Store;
 /// Longest Content-Type kept with a message, in bytes.
 pub const MAX_CONTENT_TYPE: usize = 255;
 
+/// The one rule for a Content-Type kept with a message, however it comes (a send,
+/// an overwrite, a header or a JSON field, any dialect): printable ASCII, so any
+/// HTTP response can carry it back as a header, and at most [`MAX_CONTENT_TYPE`]
+/// bytes.
+pub(crate) fn check_content_type(ct: &str) -> Result<()> {
+    if ct.len() > MAX_CONTENT_TYPE {
+        return Err(Error::BadRequest(format!(
+            "content type is {} bytes long; the limit is {MAX_CONTENT_TYPE}",
+            ct.len()
+        )));
+    }
+    if !ct.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+        return Err(Error::BadRequest(
+            "content type must be printable ASCII (no tabs or control characters)".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl<S: Store, E: Env> Engine<S, E> {
     /// Sends messages (1..=1000); each gets its own outcome.
     pub async fn send(
@@ -46,11 +65,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             )));
         }
         if let Some(ct) = &m.content_type {
-            if ct.len() > MAX_CONTENT_TYPE || !ct.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-                return Err(Error::BadRequest(format!(
-                    "content type is not printable ASCII of at most {MAX_CONTENT_TYPE} bytes"
-                )));
-            }
+            check_content_type(ct)?;
         }
         if let Some(key) = &m.idempotency_key {
             check_idempotency_key(key)?;

@@ -239,6 +239,8 @@ pub async fn bad_header_values_store_nothing(c: &Client) {
         ("edgeq-partition", "5000", "invalid_header"),
         ("idempotency-key", "has space", "invalid_header"),
         ("idempotency-key", &"k".repeat(65), "invalid_header"),
+        ("content-type", "text/plain;\tcharset=utf-8", "invalid_header"),
+        ("content-type", &"t".repeat(256), "invalid_header"),
     ] {
         let r = c
             .send(c.req(Method::POST, "/v1/queues/w/messages").header(name, value).body("nope"))

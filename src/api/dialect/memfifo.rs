@@ -24,7 +24,7 @@ use crate::engine::{Env, NewMessage, QueueInfo};
 use crate::model::{Name, MAX_BODY_LEN};
 use crate::store::Store;
 use bytes::Bytes;
-use http::{header, HeaderName, HeaderValue, Method, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Method, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
 /// The only driver.
@@ -207,12 +207,7 @@ async fn submit<S: Store, E: Env>(
     q: &Name,
     body: Bytes,
 ) -> Result<Response<Bytes>, ApiError> {
-    let content_type = wire::header(&cx.parts.headers, header::CONTENT_TYPE.as_str())?
-        .map(wire::content_type)
-        .transpose()
-        .map_err(|m| {
-            ApiError::bad_request("invalid_header", format!("header Content-Type: {m}"))
-        })?;
+    let content_type = wire::content_type_header(&cx.parts.headers)?;
     if body.len() > MAX_BODY_LEN {
         return Err(ApiError::message_too_large(body.len()));
     }
@@ -234,10 +229,7 @@ async fn read<S: Store, E: Env>(cx: &Cx<'_, S, E>, q: &Name) -> Result<Response<
     };
     let mut res = Response::new(m.body);
     let h = res.headers_mut();
-    // A stored type a header cannot carry (written by another route set) is dropped.
-    if let Some(ct) = m.content_type.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
-        h.insert(header::CONTENT_TYPE, ct);
-    }
+    wire::put_content_type(h, m.content_type.as_deref());
     if let Ok(id) = HeaderValue::from_str(&m.id.to_string()) {
         h.insert(MESSAGE_ID, id);
     }

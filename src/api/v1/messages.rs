@@ -51,16 +51,6 @@ fn body_size(len: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn content_type_header(h: &HeaderMap) -> Result<Option<String>, ApiError> {
-    wire::header(h, header::CONTENT_TYPE.as_str())?
-        .map(|v| {
-            wire::content_type(v).map_err(|m| {
-                ApiError::bad_request("invalid_header", format!("header Content-Type: {m}"))
-            })
-        })
-        .transpose()
-}
-
 /// `POST /v1/queues/{q}/messages`: the raw body is the message.
 pub(super) async fn send<S: Store, E: Env>(
     cx: &Cx<'_, S, E>,
@@ -100,7 +90,7 @@ pub(super) fn raw_new_message(h: &HeaderMap, body: Bytes) -> Result<NewMessage, 
             })
         })
         .transpose()?;
-    let content_type = content_type_header(h)?;
+    let content_type = wire::content_type_header(h)?;
     body_size(body.len())?;
     Ok(NewMessage {
         body,
@@ -299,7 +289,7 @@ pub(super) async fn put<S: Store, E: Env>(
     body: Bytes,
 ) -> Result<Response<Bytes>, ApiError> {
     cx.query(&[])?;
-    let content_type = content_type_header(&cx.parts.headers)?;
+    let content_type = wire::content_type_header(&cx.parts.headers)?;
     body_size(body.len())?;
     cx.engine.put_message(cx.ns, q, id, body, content_type).await?;
     Ok(json::empty(StatusCode::NO_CONTENT))

@@ -4,7 +4,7 @@
 
 use crate::api::error::ApiError;
 use crate::api::router;
-use crate::engine::{Message, QueueInfo, QueueStats, MAX_CONTENT_TYPE};
+use crate::engine::{Message, QueueInfo, QueueStats};
 use crate::model::{MessageId, Millis, QueueConfig};
 use base64::Engine as _;
 use bytes::Bytes;
@@ -27,18 +27,26 @@ pub(crate) fn message_id(seg: &str) -> Result<MessageId, ApiError> {
     })
 }
 
-/// Checks a Content-Type to keep with a message.
+/// Checks a Content-Type to keep with a message (the engine's rule).
 pub(crate) fn content_type(v: &str) -> Result<String, String> {
-    if v.len() > MAX_CONTENT_TYPE {
-        return Err(format!(
-            "content type is {} bytes long; the limit is {MAX_CONTENT_TYPE}",
-            v.len()
-        ));
+    crate::engine::check_content_type(v).map(|()| v.to_owned()).map_err(|e| e.to_string())
+}
+
+/// Answers with a message's Content-Type. Every stored one passed
+/// [`content_type`], which only lets through what a header carries; one that
+/// does not (a store edited by hand) is left out, never a reason to fail a read.
+pub(crate) fn put_content_type(h: &mut HeaderMap, ct: Option<&str>) {
+    if let Some(ct) = ct.and_then(|c| HeaderValue::from_str(c).ok()) {
+        h.insert(header::CONTENT_TYPE, ct);
     }
-    if HeaderValue::from_str(v).is_err() {
-        return Err("content type holds characters a header cannot carry".into());
-    }
-    Ok(v.to_owned())
+}
+
+/// The request's Content-Type header, checked to be kept with a message.
+pub(crate) fn content_type_header(h: &HeaderMap) -> Result<Option<String>, ApiError> {
+    header(h, header::CONTENT_TYPE.as_str())?
+        .map(content_type)
+        .transpose()
+        .map_err(|m| ApiError::bad_request("invalid_header", format!("header Content-Type: {m}")))
 }
 
 /// Checks an idempotency key (the engine's rule: 1 to 64 visible ASCII characters).
@@ -202,11 +210,7 @@ pub(crate) fn raw_message(m: Message) -> Response<Bytes> {
     if let Some(t) = m.lease_until {
         put(LEASE_UNTIL, t.to_string());
     }
-    // A stored type a header cannot carry (written by another route set) is dropped,
-    // never a reason to fail the read.
-    if let Some(ct) = m.content_type.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
-        h.insert(header::CONTENT_TYPE, ct);
-    }
+    put_content_type(h, m.content_type.as_deref());
     *res.status_mut() = StatusCode::OK;
     *res.body_mut() = m.body;
     res
@@ -253,7 +257,7 @@ pub(crate) fn too_many(e: ApiError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Receipt;
+    use crate::engine::{Receipt, MAX_CONTENT_TYPE};
 
     fn msg(body: &'static [u8]) -> Message {
         Message {
@@ -320,6 +324,7 @@ mod tests {
         assert!(idempotency_key(&"k".repeat(65)).is_err());
         assert!(content_type("application/json; charset=utf-8").is_ok());
         assert!(content_type("a\nb").is_err());
+        assert!(content_type("a\tb").is_err());
         assert!(content_type(&"a".repeat(MAX_CONTENT_TYPE)).is_ok());
         assert!(content_type(&"a".repeat(MAX_CONTENT_TYPE + 1)).is_err());
     }

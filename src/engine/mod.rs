@@ -135,7 +135,12 @@
 //! is left alone): a live claim 0 means the slot's taker is at work on it (nothing is
 //! written); one that ended means the taker died or stalled past its lease or
 //! hold, and the slot is due like any ended lease (claim 0 is only written after
-//! the taker's own `increment(s, 2)` found the writer's commit). A slot without
+//! the taker's own `increment(s, 2)` found the writer's commit); one abandoned
+//! means the taker lost to a newer claim whose claimant has not written the
+//! slot's state, and perhaps never will: due too, since a claim backs off from
+//! that one while it is live. (Stamping such a slot instead had every scan
+//! take its stamp back at once, claim 0 being there, and left the message
+//! undelivered for good: one seed in a million of the simulation.) A slot without
 //! claim 0 is stamped when first seen so, then claim 0 and the mark are read once
 //! more: most such slots are the newest, their takers between ticket and claim,
 //! and one may finish (and sweep) its slot before the stamp lands; the stamp of a

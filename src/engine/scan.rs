@@ -93,12 +93,12 @@ impl<S: Store, E: Env> Engine<S, E> {
     /// Most were taken from the head and are being worked on right now: their
     /// taker's claim 0 is live, and the slot is left alone. Past its end the
     /// taker died or stalled (and then drops the message): due now, like any
-    /// ended lease or hold. Without claim 0, the slot is stamped when first seen
-    /// so (the stamp is taken back if the slot turns out to be taken: see
-    /// `unstamp_taken`), and `resolve`d in its consumer's stead once that is GRACE
-    /// ago. The mark is read again with them: a slot below it was finished and
-    /// swept since the scan read its state, and stamping it would leave a key
-    /// nobody deletes.
+    /// ended lease or hold; so is a slot whose claim 0 was abandoned. Without
+    /// claim 0, the slot is stamped when first seen so (the stamp is taken back
+    /// if the slot turns out to be taken: see `unstamp_taken`), and `resolve`d
+    /// in its consumer's stead once that is GRACE ago. The mark is read again
+    /// with them: a slot below it was finished and swept since the scan read its
+    /// state, and stamping it would leave a key nobody deletes.
     async fn undecided(
         &self,
         ring: &RingKeys,
@@ -118,8 +118,14 @@ impl<S: Store, E: Env> Engine<S, E> {
                 continue;
             }
             let first = first.map(|v| decode::<Claim>(&slot.keys.claim(0), &v)).transpose()?;
-            match first.and_then(|claim| claim.until()) {
-                Some(until) if until > now => continue,
+            match first.map(|claim| claim.until()) {
+                Some(Some(until)) if until > now => continue,
+                // Ended; or abandoned: the taker lost to a newer claim whose
+                // claimant has written no state yet, and may never (it died or
+                // failed). Due now either way: a claim on it backs off from a
+                // newer claim still live, and writes the state that claimant
+                // did not. (Stamping it instead would be taken back at once,
+                // claim 0 being there, and the slot left undelivered forever.)
                 Some(_) => {
                     if due.len() < want {
                         due.push((slot, 0));

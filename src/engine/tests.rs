@@ -783,6 +783,37 @@ fn scans_leave_slots_being_worked_on_alone_and_recover_dead_takers() {
 }
 
 #[test]
+fn a_slot_whose_taker_lost_to_a_claimant_that_died_is_delivered_again() {
+    use super::slot::Claim;
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    send(&e, "q", "a");
+    send(&e, "q", "b");
+    let queue = block_on(e.queue(&n("ns"), &n("q"))).unwrap();
+    let ring = queue.keys.ring(0);
+    // Found in the simulation (seed 675346 of receive mode): taker A of slot 1
+    // stalled past its lease; a scan's claimant B took claim 1 and died after
+    // writing its intent; A's check saw it and abandoned claim 0, then failed
+    // before writing the slot's state. Nobody wrote `z`.
+    let a = block_on(e.take(&ring, T0)).unwrap().unwrap();
+    let lease = Claim::Live { until: T0 + 1_000, lease: true };
+    block_on(e.store.set(&a.keys.claim(0), &slot::encode(&lease))).unwrap();
+    block_on(e.store.increment(&a.keys.claims(), 1)).unwrap();
+    let b = Claim::Live { until: T0 + 3_000, lease: true };
+    block_on(e.store.set(&a.keys.claim(1), &slot::encode(&b))).unwrap();
+    block_on(e.store.set(&a.keys.claim(0), &slot::encode(&Claim::Abandoned))).unwrap();
+    // While B's intent holds, the message is not handed out; then it is, and
+    // the queue drains to the last key (the mark passes slot 1).
+    e.env().advance(2_000);
+    assert_eq!(pop_bodies(&e, "q", 2), ["b"]);
+    e.env().advance(1_000);
+    assert_eq!(pop_bodies(&e, "q", 2), ["a"]);
+    assert!(pop_bodies(&e, "q", 1).is_empty());
+    assert_eq!(block_on(e.low(&ring)).unwrap(), 3);
+    assert!(slot_keys(e.store()).is_empty(), "left behind: {:?}", slot_keys(e.store()));
+}
+
+#[test]
 fn a_mark_moved_back_onto_swept_slots_catches_up_without_waiting_grace() {
     let e = engine();
     create(&e, "q", QueueConfig::default());

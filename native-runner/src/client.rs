@@ -729,11 +729,11 @@ mod tests {
         headers.insert("edgeq-receive-count", "2".parse().unwrap());
         headers.insert("edgeq-enqueued-at", "10".parse().unwrap());
         headers.insert("edgeq-expires-at", "20".parse().unwrap());
-        headers.insert("edgeq-receipt", "r1.0.1.1".parse().unwrap());
+        headers.insert("edgeq-receipt", "r1.0.1.1.0000abcd".parse().unwrap());
         let message = message_from(&headers, Bytes::from_static(b"hi")).unwrap();
         assert_eq!(message.id, "m1");
         assert_eq!(message.receive_count, 2);
-        assert_eq!(message.receipt.as_deref(), Some("r1.0.1.1"));
+        assert_eq!(message.receipt.as_deref(), Some("r1.0.1.1.0000abcd"));
         assert_eq!(message.lease_until, None);
         assert_eq!(message.content_type, None);
 

@@ -238,6 +238,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             partition: slot.ring.partition,
             slot: slot.index,
             claim: k,
+            queue: queue.receipt_tag(),
         };
         // `consume` drops it if the lease ran out meanwhile.
         let mut m = message(rec, receives, Some(receipt));
@@ -342,8 +343,11 @@ impl<S: Store, E: Env> Engine<S, E> {
     }
 
     async fn end(&self, queue: &Queue, r: &Receipt, how: End) -> Result<()> {
+        if r.queue != queue.receipt_tag() {
+            return Err(Error::InvalidReceipt(format!("{r} is a receipt of another queue")));
+        }
         if r.partition >= queue.meta.config.partitions {
-            return Err(Error::InvalidReceipt(r.to_string()));
+            return Err(Error::InvalidReceipt(format!("{r} names a partition the queue lacks")));
         }
         if r.generation != queue.inc {
             return Err(Error::StaleReceipt(r.to_string()));

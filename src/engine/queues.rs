@@ -76,6 +76,21 @@ pub(crate) struct Queue {
     pub keys: QueueKeys,
 }
 
+impl Queue {
+    /// The tag a receipt carries of the queue that leased it (`Receipt`): FNV-1a
+    /// of the namespace and name, folded to 32 bits. Not a secret, a guard
+    /// against receipts given to the wrong queue; computed, not stored, and the
+    /// same on every host and version. (Earlier incarnations of the same queue
+    /// share it: their receipts are told by the generation, and are stale.)
+    pub(crate) fn receipt_tag(&self) -> u32 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.ns.as_str().bytes().chain([b'/']).chain(self.name.as_str().bytes()) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        (h ^ (h >> 32)) as u32
+    }
+}
+
 impl<S: Store, E: Env> Engine<S, E> {
     async fn read_meta(&self, ns: &Name, q: &Name) -> Result<Option<Arc<QueueMeta>>> {
         let key = keys::queue_meta(ns, q);

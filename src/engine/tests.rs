@@ -91,6 +91,26 @@ fn a_lease_hides_the_message_until_it_expires_then_counts_receives() {
 }
 
 #[test]
+fn a_receipt_is_refused_by_another_queue() {
+    let e = engine();
+    create(&e, "a", QueueConfig::default());
+    create(&e, "b", QueueConfig::default());
+    send(&e, "a", "x");
+    send(&e, "b", "y");
+    let ra = receive(&e, "a", 10)[0].receipt.unwrap();
+    let rb = receive(&e, "b", 10)[0].receipt.unwrap();
+    // Both are the first lease of a first slot: only the queue tells them apart.
+    assert_eq!((ra.generation, ra.slot, ra.claim), (rb.generation, rb.slot, rb.claim));
+    assert_ne!(ra.queue, rb.queue);
+    let got = block_on(e.ack(&n("ns"), &n("a"), &[rb])).unwrap();
+    assert!(matches!(got[..], [Err(Error::InvalidReceipt(_))]), "{got:?}");
+    let stats = block_on(e.get_queue(&n("ns"), &n("a"))).unwrap().stats.unwrap();
+    assert_eq!((stats.messages, stats.in_flight), (1, 1));
+    assert!(block_on(e.ack(&n("ns"), &n("a"), &[ra])).unwrap()[0].is_ok());
+    assert!(block_on(e.ack(&n("ns"), &n("b"), &[rb])).unwrap()[0].is_ok());
+}
+
+#[test]
 fn nack_and_extend_move_the_lease_end() {
     let e = engine();
     create(&e, "q", QueueConfig::default());

@@ -95,36 +95,47 @@ pub struct Message {
 }
 
 /// Names one lease of one message: refused once a later lease exists.
+///
+/// Written `r{generation}.{partition}.{slot}.{claim}.{queue}`: decimal numbers
+/// without leading zeros, and the queue's tag as 8 lowercase hex digits (a hash
+/// of its namespace and name: `Queue::receipt_tag`), so a receipt given to the
+/// wrong queue is refused instead of naming one of that queue's leases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Receipt {
     pub(crate) generation: u64,
     pub(crate) partition: u16,
     pub(crate) slot: u64,
     pub(crate) claim: u64,
+    pub(crate) queue: u32,
 }
 
 impl fmt::Display for Receipt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "r{}.{}.{}.{}", self.generation, self.partition, self.slot, self.claim)
+        let Receipt { generation, partition, slot, claim, queue } = self;
+        write!(f, "r{generation}.{partition}.{slot}.{claim}.{queue:08x}")
     }
 }
 
 impl FromStr for Receipt {
     type Err = &'static str;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        const BAD: &str = "not an edgeq receipt";
+        const BAD: &str = "not an edgeq receipt (r followed by four numbers and a queue tag)";
         let mut parts = s.strip_prefix('r').ok_or(BAD)?.split('.');
-        let mut next = || parts.next().and_then(|p| p.parse::<u64>().ok()).ok_or(BAD);
-        let r = Receipt {
-            generation: next()?,
-            partition: u16::try_from(next()?).map_err(|_| BAD)?,
-            slot: next()?,
-            claim: next()?,
-        };
-        if parts.next().is_some() || r.slot == 0 {
+        // One spelling per number: no sign, no leading zero.
+        let canonical =
+            |p: &str| p.bytes().all(|b| b.is_ascii_digit()) && (p == "0" || !p.starts_with('0'));
+        let mut next =
+            || parts.next().filter(|p| canonical(p)).and_then(|p| p.parse::<u64>().ok()).ok_or(BAD);
+        let (generation, partition, slot, claim) = (next()?, next()?, next()?, next()?);
+        let tag = parts.next().filter(|t| {
+            t.len() == 8 && t.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        });
+        let queue = tag.and_then(|t| u32::from_str_radix(t, 16).ok()).ok_or(BAD)?;
+        if parts.next().is_some() || slot == 0 {
             return Err(BAD);
         }
-        Ok(r)
+        let partition = u16::try_from(partition).map_err(|_| BAD)?;
+        Ok(Receipt { generation, partition, slot, claim, queue })
     }
 }
 
@@ -168,9 +179,23 @@ mod tests {
 
     #[test]
     fn receipts_round_trip_and_garbage_is_refused() {
-        let r = Receipt { generation: 3, partition: 1, slot: 99, claim: 2 };
+        let r = Receipt { generation: 3, partition: 1, slot: 99, claim: 2, queue: 0xab };
+        assert_eq!(r.to_string(), "r3.1.99.2.000000ab");
         assert_eq!(r.to_string().parse::<Receipt>().unwrap(), r);
-        for bad in ["", "r", "r1.2.3", "r1.2.3.4.5", "x1.2.3.4", "r1.70000.3.4", "r1.2.0.4"] {
+        for bad in [
+            "",
+            "r",
+            "r1.2.3.4",
+            "r1.2.3.4.000000ab.5",
+            "x1.2.3.4.000000ab",
+            "r1.70000.3.4.000000ab",
+            "r1.2.0.4.000000ab",
+            "r01.2.3.4.000000ab",
+            "r1.2.+3.4.000000ab",
+            "r1.2.3.4.000000AB",
+            "r1.2.3.4.ab",
+            "r1.2.3.4.+00000ab",
+        ] {
             assert!(bad.parse::<Receipt>().is_err(), "{bad}");
         }
     }

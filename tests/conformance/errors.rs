@@ -348,16 +348,48 @@ pub async fn bad_query_parameters(c: &Client) {
 
 pub async fn bad_receipts_and_ids(c: &Client) {
     let before = witness(c).await;
-    for bad in ["nope", "", "r1.2.3", "r1.2.0.4", "r1.99999.3.4"] {
+    for bad in [
+        "nope",
+        "",
+        "r1.2.3",
+        "r1.2.0.4",
+        "r1.99999.3.4",
+        "r0.0.1.0",
+        "r0.0.1.0.0000000g",
+        "r00.0.1.0.00000000",
+        "r0.0.+1.0.00000000",
+    ] {
         c.ack("w", &[bad]).await.expect_error(400, "invalid_receipt");
     }
     c.ack("w", &[]).await.expect_error(400, "invalid_body");
-    let many: Vec<String> = (0..1001).map(|i| format!("r1.0.{i}.1")).collect();
+    let many: Vec<String> = (0..1001).map(|i| format!("r1.0.{i}.1.00000000")).collect();
     let refs: Vec<&str> = many.iter().map(String::as_str).collect();
     c.ack("w", &refs).await.expect_error(400, "too_many_entries");
-    // A well-formed receipt no lease ever had.
-    let r = c.ack("w", &["r1.0.999999.7"]).await;
-    assert!(matches!(r.status.as_u16(), 400 | 409), "{} {:?}", r.status, r.body);
+    // A lease of another queue: its receipt may be spelled like one of `w`'s
+    // (both queues' first lease), and must not acknowledge `w`'s message.
+    c.create("other", json!({})).await;
+    c.push("other", "theirs").await;
+    let theirs = c.receive("other", "visibility_timeout=60").await.expect("a message");
+    let theirs = theirs.header("edgeq-receipt").expect("a receipt").to_owned();
+    let r = c.ack("w", &[&theirs]).await;
+    r.expect_error(400, "invalid_receipt");
+    assert!(r.message().contains("another queue"), "{}", r.message());
+    c.ack("other", &[&theirs]).await.expect(200);
+    c.send(c.req(Method::DELETE, "/v1/queues/other")).await.expect(204);
+    // Well-formed receipts of `w` that no lease had: another lease of the
+    // witness is stale; one of a slot with no message acknowledges a message
+    // that is gone, which is not an error (as acknowledging twice is not).
+    let ours = c.receive("w", "visibility_timeout=60").await.expect("the witness");
+    let ours = ours.header("edgeq-receipt").expect("a receipt").to_owned();
+    let with = |i: usize, v: &str| {
+        let mut parts: Vec<&str> = ours.split('.').collect();
+        parts[i] = v;
+        parts.join(".")
+    };
+    c.ack("w", &[&with(3, "7")]).await.expect_error(409, "stale_receipt");
+    c.ack("w", &[&with(2, "999999")]).await.expect(200);
+    let nack = json!({"receipts": [ours], "delay": 0});
+    c.post_json("/v1/queues/w/nack", &nack).await.expect(200);
     for id in ["nope", "0190f1d6-2c3e-1000-8000-000000000001"] {
         c.get(&format!("/v1/queues/w/messages/{id}")).await.expect_error(400, "invalid_message_id");
     }

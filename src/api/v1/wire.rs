@@ -267,7 +267,7 @@ mod tests {
             enqueued_at: 1000,
             expires_at: 2000,
             receive_count: 2,
-            receipt: "r1.0.1.2".parse::<Receipt>().ok(),
+            receipt: "r1.0.1.2.0000abcd".parse::<Receipt>().ok(),
             lease_until: Some(1500),
         }
     }
@@ -278,7 +278,7 @@ mod tests {
         let v = serde_json::to_value(MessageJson::from(&m)).unwrap();
         assert_eq!(v["body"], "hello");
         assert!(v.get("body_base64").is_none());
-        assert_eq!(v["receipt"], "r1.0.1.2");
+        assert_eq!(v["receipt"], "r1.0.1.2.0000abcd");
         assert_eq!(v["receive_count"], 2);
         assert_eq!(v["content_type"], "text/plain");
         let m = msg(b"\xff\x00");
@@ -295,7 +295,7 @@ mod tests {
         assert_eq!(&res.body()[..], b"\x00\x01");
         let h = res.headers();
         assert_eq!(h[MESSAGE_ID], MessageId::new(1000, 0, 1).to_string().as_str());
-        assert_eq!(h[RECEIPT], "r1.0.1.2");
+        assert_eq!(h[RECEIPT], "r1.0.1.2.0000abcd");
         assert_eq!(h[RECEIVE_COUNT], "2");
         assert_eq!(h[header::CONTENT_TYPE], "text/plain");
         let mut m = msg(b"x");

@@ -68,6 +68,15 @@ pub async fn every_route_refuses_bad_keys_and_serves_the_right_one(c: &Client) {
         let r = call(c, Some(ADMIN_KEY), "PUT", &format!("/v1/exchanges/{x}"), fanout).await;
         r.expect(201);
     }
+    // A receipt of `q` that names no lease: one of a lease acknowledged at once,
+    // moved to a later generation of the queue.
+    send(c, "q", "\"leased\"").await;
+    let leased = call(c, Some(ADMIN_KEY), "POST", "/v1/queues/q/receive", "").await;
+    let leased = leased.header("edgeq-receipt").expect("a receipt").to_owned();
+    let ack = json!({ "receipts": [leased] }).to_string();
+    call(c, Some(ADMIN_KEY), "POST", "/v1/queues/q/ack", &ack).await.expect(200);
+    let (generation, rest) = leased[1..].split_once('.').expect("r<generation>.…");
+    let stale = format!("r{}.{rest}", generation.parse::<u64>().expect("a number") + 1);
     for i in 0..4 {
         send(c, "q", &format!("{{\"n\":{i}}}")).await;
     }
@@ -82,9 +91,9 @@ pub async fn every_route_refuses_bad_keys_and_serves_the_right_one(c: &Client) {
     call(c, Some(ADMIN_KEY), "DELETE", &format!("/v1/keys/{revoked_id}"), "").await.expect(204);
     let (victim, _) = new_key(c, "default", &["browse"]).await;
 
-    let receipt = json!({ "receipts": ["r1.0.1.1"] }).to_string();
-    let nack = json!({ "receipts": ["r1.0.1.1"], "delay": 0 }).to_string();
-    let extend = json!({ "receipts": ["r1.0.1.1"], "visibility_timeout": 5 }).to_string();
+    let receipt = json!({ "receipts": [stale] }).to_string();
+    let nack = json!({ "receipts": [stale], "delay": 0 }).to_string();
+    let extend = json!({ "receipts": [stale], "visibility_timeout": 5 }).to_string();
     let batch = json!({ "messages": [{ "body": "b" }] }).to_string();
     let new_key_body = json!({ "rights": ["browse"] }).to_string();
     // Every route of the table in routes.rs that needs a key: (method, path, body,

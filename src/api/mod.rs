@@ -459,7 +459,7 @@ mod tests {
         let parts = |m: &str, uri: &str| req(m, uri, &[], b"").into_parts().0;
         let single = a.body_limit(&parts("POST", "/v1/queues/q/messages"));
         assert!(single > crate::model::MAX_BODY_LEN);
-        let id = crate::model::MessageId::new(1, 0, 1);
+        let id = crate::model::MessageId::new(1, 0, 0, 1);
         assert_eq!(a.body_limit(&parts("PUT", &format!("/v1/queues/q/messages/{id}"))), single);
         assert!(a.body_limit(&parts("POST", "/v1/queues/q/messages/batch")) >= 16 << 20);
         assert_eq!(a.body_limit(&parts("PUT", "/v1/queues/q")), 64 << 10);

@@ -197,7 +197,7 @@ mod tests {
             Engine::new(MemoryStore::new(), ManualEnv::new(1_000, 1)),
             ApiConfig::default(),
         );
-        let id = crate::model::MessageId::new(1, 0, 1).to_string();
+        let id = crate::model::MessageId::new(1, 0, 0, 1).to_string();
         let concrete = |p: &str| {
             p.replace("{q}", "q")
                 .replace("{x}", "x")

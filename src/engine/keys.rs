@@ -93,12 +93,13 @@ pub fn binding_log_entry(ns: &Name, x: &Name, inc: u64, n: u64) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueKeys {
     prefix: String,
+    inc: u64,
 }
 
 impl QueueKeys {
     /// Keys of incarnation `inc` of queue `q`.
     pub fn new(ns: &Name, q: &Name, inc: u64) -> Self {
-        Self { prefix: format!("{ns}/{q}/{inc}") }
+        Self { prefix: format!("{ns}/{q}/{inc}"), inc }
     }
 
     /// Counter: messages and body bytes held, in one value so one increment
@@ -143,7 +144,7 @@ impl QueueKeys {
     }
     /// Keys of partition `p`.
     pub fn ring(&self, p: u16) -> RingKeys {
-        RingKeys { prefix: key_n(&self.prefix, "/", p.into()), partition: p }
+        RingKeys { prefix: key_n(&self.prefix, "/", p.into()), partition: p, inc: self.inc }
     }
 }
 
@@ -153,6 +154,8 @@ pub struct RingKeys {
     prefix: String,
     /// The partition.
     pub partition: u16,
+    /// The queue's incarnation (message ids carry its low bits).
+    pub inc: u64,
 }
 
 impl RingKeys {

@@ -36,7 +36,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             let index = self.store.increment(&ring.tail(), 1).await? as u64;
             // The record carries its ticket time: scans judge a slot's writer by it.
             rec.enqueued_at = self.env.now();
-            rec.id = MessageId::new(rec.enqueued_at, ring.partition, index);
+            rec.id = MessageId::new(rec.enqueued_at, ring.inc, ring.partition, index);
             let slot = Slot::new(ring, index);
             let mut written = Vec::with_capacity(rec.chunks as usize + 1);
             if let Err(e) = self.write(&slot, rec, body, &mut written).await {

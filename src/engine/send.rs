@@ -79,7 +79,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             },
         };
         let rec = MessageRecord {
-            id: MessageId::new(now, 0, 0),
+            id: MessageId::new(now, 0, 0, 0),
             enqueued_at: now,
             visible_at: now + delay * 1000,
             expires_at: now + ttl * 1000,

@@ -111,6 +111,23 @@ fn a_receipt_is_refused_by_another_queue() {
 }
 
 #[test]
+fn ids_do_not_repeat_after_a_purge_in_the_same_millisecond() {
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    let first = send(&e, "q", "before").id;
+    block_on(e.purge_queue(&n("ns"), &n("q"))).unwrap();
+    // The clock has not moved, and the new incarnation starts at slot 1 again.
+    let again = send(&e, "q", "after").id;
+    assert_eq!((first.millis(), first.slot()), (again.millis(), again.slot()));
+    assert_ne!(first, again);
+    assert!(matches!(
+        block_on(e.get_message(&n("ns"), &n("q"), first)),
+        Err(Error::MessageNotFound(_))
+    ));
+    assert_eq!(block_on(e.get_message(&n("ns"), &n("q"), again)).unwrap().body, "after");
+}
+
+#[test]
 fn nack_and_extend_move_the_lease_end() {
     let e = engine();
     create(&e, "q", QueueConfig::default());

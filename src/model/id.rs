@@ -1,25 +1,42 @@
 //! Message ids: UUIDv7 whose counter bits name the message's place in its queue.
 //!
 //! RFC 9562 §6.2 lets a UUIDv7 fill `rand_a`/`rand_b` with a counter. edgeq puts the
-//! partition in the 12 bits of `rand_a` and the slot (the message's ticket in that
-//! partition) in the 62 bits of `rand_b`. Ids stay 128-bit, unique within a queue and
-//! time-ordered, and finding a message by id costs one store read, with no index.
+//! low 4 bits of the queue's incarnation and the partition in the 12 bits of
+//! `rand_a` (the id's *place*), and the slot (the message's ticket in that
+//! partition) in the 62 bits of `rand_b`. Ids stay 128-bit and time-ordered, and
+//! finding a message by id costs one store read, with no index. They are unique
+//! within a queue across purges and re-creations too: those start the slots over,
+//! and the incarnation bits keep the first message after one from taking the id
+//! of the first message before it sent in the same millisecond (16 purges within
+//! one millisecond would be needed to repeat an id).
 
+use crate::model::MAX_PARTITIONS;
 use std::fmt;
 use std::str::FromStr;
 use uuid::Uuid;
+
+// A partition number takes the low 8 bits of the place.
+const _: () = assert!(MAX_PARTITIONS <= 256);
 
 /// A message id; rendered in the canonical lowercase hyphenated form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MessageId(Uuid);
 
 impl MessageId {
-    /// The id of the message enqueued at `millis` in `slot` of `partition` (< 4096).
-    pub fn new(millis: u64, partition: u16, slot: u64) -> Self {
+    /// The id of the message enqueued at `millis` in `slot` of `partition` (< 256)
+    /// of the queue's incarnation `generation` (of which the low 4 bits are kept).
+    pub fn new(millis: u64, generation: u64, partition: u16, slot: u64) -> Self {
+        debug_assert!(partition < 256, "partition {partition}");
+        let place = ((generation & 0x0f) as u16) << 8 | (partition & 0xff);
+        Self::from_place(millis, place, slot)
+    }
+
+    /// The id of `millis`, `place` (12 bits: see [`MessageId::place`]) and `slot`.
+    pub fn from_place(millis: u64, place: u16, slot: u64) -> Self {
         let mut b = [0u8; 16];
         b[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
-        b[6] = 0x70 | ((partition >> 8) as u8 & 0x0f);
-        b[7] = partition as u8;
+        b[6] = 0x70 | ((place >> 8) as u8 & 0x0f);
+        b[7] = place as u8;
         b[8] = 0x80 | ((slot >> 56) as u8 & 0x3f);
         b[9..].copy_from_slice(&slot.to_be_bytes()[1..]);
         Self(Uuid::from_bytes(b))
@@ -43,10 +60,15 @@ impl MessageId {
         u64::from_be_bytes(m)
     }
 
-    /// The partition the message lives in.
-    pub fn partition(&self) -> u16 {
+    /// The 12 bits of `rand_a`: the incarnation's low 4 bits, then the partition.
+    pub fn place(&self) -> u16 {
         let b = self.0.as_bytes();
         (u16::from(b[6] & 0x0f) << 8) | u16::from(b[7])
+    }
+
+    /// The partition the message lives in.
+    pub fn partition(&self) -> u16 {
+        self.place() & 0xff
     }
 
     /// The message's slot in its partition.
@@ -96,19 +118,29 @@ mod tests {
 
     #[test]
     fn round_trips_its_parts() {
-        let id = MessageId::new(1_795_392_819_615, 4095, (1 << 62) - 1);
+        let id = MessageId::new(1_795_392_819_615, 0x2b, 199, (1 << 62) - 1);
         assert_eq!(id.millis(), 1_795_392_819_615);
-        assert_eq!(id.partition(), 4095);
+        assert_eq!(id.partition(), 199);
+        assert_eq!(id.place(), 0xb00 | 199);
         assert_eq!(id.slot(), (1 << 62) - 1);
         let parsed: MessageId = id.to_string().parse().unwrap();
         assert_eq!(parsed, id);
         assert_eq!(id.to_string().as_bytes()[14], b'7');
+        assert_eq!(MessageId::from_place(id.millis(), id.place(), id.slot()), id);
     }
 
     #[test]
     fn orders_by_time_then_place() {
-        assert!(MessageId::new(1, 0, 9) < MessageId::new(2, 0, 1));
-        assert!(MessageId::new(1, 0, 1) < MessageId::new(1, 0, 2));
+        assert!(MessageId::new(1, 0, 0, 9) < MessageId::new(2, 0, 0, 1));
+        assert!(MessageId::new(1, 0, 0, 1) < MessageId::new(1, 0, 0, 2));
+    }
+
+    #[test]
+    fn incarnations_do_not_share_ids() {
+        // The first message of a queue and the first after its purge, sent in
+        // the same millisecond: same partition, same slot.
+        assert_ne!(MessageId::new(5, 0, 0, 1), MessageId::new(5, 1, 0, 1));
+        assert_eq!(MessageId::new(5, 1, 3, 1).partition(), 3);
     }
 
     #[test]

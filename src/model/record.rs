@@ -133,7 +133,7 @@ mod tests {
     #[test]
     fn round_trips_and_refuses_garbage() {
         let rec = MessageRecord {
-            id: MessageId::new(5, 0, 7),
+            id: MessageId::new(5, 0, 0, 7),
             enqueued_at: 5,
             visible_at: 6,
             expires_at: 9,

@@ -130,16 +130,22 @@ pub async fn delete_if_empty(c: &Client) {
 
 pub async fn purge_empties_the_queue(c: &Client) {
     c.create("q", json!({})).await;
+    let mut before = Vec::new();
     for i in 0..3 {
-        c.push("q", format!("m{i}")).await;
+        before.push(c.push("q", format!("m{i}")).await);
     }
     let r = c.post("/v1/queues/q/purge").await;
     r.expect(200);
     assert_eq!(r.json()["purged"], 3);
     assert_eq!(c.count("q").await, 0);
     assert!(c.pop("q").await.is_none());
-    // The queue itself stays and works.
-    c.push("q", "after").await;
+    // The queue itself stays and works. Its slots start over, but no id repeats
+    // one from before the purge, and those ids find nothing.
+    let after = c.push("q", "after").await;
+    assert!(!before.contains(&after), "{after} was given out before the purge");
+    c.get(&format!("/v1/queues/q/messages/{}", before[0]))
+        .await
+        .expect_error(404, "message_not_found");
     assert_eq!(&c.pop("q").await.expect("a message").body[..], b"after");
 }
 

@@ -261,7 +261,7 @@ mod tests {
 
     fn msg(body: &'static [u8]) -> Message {
         Message {
-            id: MessageId::new(1000, 0, 1),
+            id: MessageId::new(1000, 0, 0, 1),
             body: Bytes::from_static(body),
             content_type: Some("text/plain".into()),
             enqueued_at: 1000,
@@ -294,7 +294,7 @@ mod tests {
         assert_eq!(res.status(), 200);
         assert_eq!(&res.body()[..], b"\x00\x01");
         let h = res.headers();
-        assert_eq!(h[MESSAGE_ID], MessageId::new(1000, 0, 1).to_string().as_str());
+        assert_eq!(h[MESSAGE_ID], MessageId::new(1000, 0, 0, 1).to_string().as_str());
         assert_eq!(h[RECEIPT], "r1.0.1.2.0000abcd");
         assert_eq!(h[RECEIVE_COUNT], "2");
         assert_eq!(h[header::CONTENT_TYPE], "text/plain");
@@ -331,7 +331,7 @@ mod tests {
 
     #[test]
     fn message_ids_are_checked() {
-        let id = MessageId::new(5, 0, 1);
+        let id = MessageId::new(5, 0, 0, 1);
         assert_eq!(message_id(&id.to_string()).unwrap(), id);
         assert_eq!(message_id("nope").unwrap_err().code(), "invalid_message_id");
         assert_eq!(message_id("%FF").unwrap_err().code(), "invalid_path");

@@ -28,7 +28,7 @@ pub(super) fn to_hex(id: MessageId) -> String {
     b[..4].copy_from_slice(&(time as u32).to_be_bytes());
     b[4..6].copy_from_slice(&((time >> 32) as u16).to_be_bytes());
     b[6..8].copy_from_slice(&(0x1000 | ((time >> 48) as u16 & 0x0fff)).to_be_bytes());
-    let seq = id.partition();
+    let seq = id.place();
     b[8] = 0x80 | ((seq >> 8) as u8 & 0x3f);
     b[9] = seq as u8;
     // Slots above 2^48 would need a queue to take 2^48 messages in one partition.
@@ -61,7 +61,7 @@ pub(super) fn parse_uuid1(hex: &str) -> Option<(u64, u16, u64)> {
 pub(super) fn to_engine(time: u64, seq: u16, node: u64) -> Option<MessageId> {
     let ticks = time.checked_sub(GREGORIAN_OFFSET)?;
     (ticks % TICKS_PER_MILLI == 0 && seq < 4096)
-        .then(|| MessageId::new(ticks / TICKS_PER_MILLI, seq, node))
+        .then(|| MessageId::from_place(ticks / TICKS_PER_MILLI, seq, node))
 }
 
 /// The uuid1 time of an epoch time given in 100-ns intervals.
@@ -71,7 +71,7 @@ pub(super) fn ticks_to_uuid_time(ticks: u64) -> u64 {
 
 /// The uuid1 ordering key of a message: (time, clock sequence, node).
 pub(super) fn key(id: MessageId) -> (u64, u16, u64) {
-    (id.millis() * TICKS_PER_MILLI + GREGORIAN_OFFSET, id.partition(), id.slot())
+    (id.millis() * TICKS_PER_MILLI + GREGORIAN_OFFSET, id.place(), id.slot())
 }
 
 /// A message's timestamp: epoch seconds with 7 decimals.
@@ -101,7 +101,7 @@ mod tests {
     #[test]
     fn engine_ids_round_trip_through_uuid1() {
         for (ms, p, slot) in [(0, 0, 0), (1_795_392_819_615, 3, 42), (1 << 40, 4095, MAX_NODE)] {
-            let id = MessageId::new(ms, p, slot);
+            let id = MessageId::from_place(ms, p, slot);
             let hex = to_hex(id);
             assert_eq!(hex.len(), 32);
             assert_eq!(&hex[12..13], "1", "version nibble");
@@ -109,7 +109,7 @@ mod tests {
             assert_eq!(to_engine(t, s, n), Some(id));
             assert_eq!(key(id), (t, s, n));
         }
-        let id = MessageId::new(1_795_392_819_615, 0, 7);
+        let id = MessageId::new(1_795_392_819_615, 0, 0, 7);
         assert_eq!(timestamp(id), "1795392819.6150000");
         let uuid = uuid::Uuid::parse_str(&to_hex(id)).unwrap();
         let (secs, nanos) = uuid.get_timestamp().unwrap().to_unix();

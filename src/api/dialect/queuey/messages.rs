@@ -288,7 +288,7 @@ async fn browse_lane<S: Store, E: Env>(
             Order::Ascending => id.slot().checked_sub(1)?,
             Order::Descending => id.slot().checked_add(1)?,
         };
-        Some(MessageId::new(id.millis(), p, slot))
+        Some(MessageId::from_place(id.millis(), id.place(), slot))
     });
     let mut out = Vec::new();
     for _ in 0..MAX_PAGES {

@@ -205,6 +205,16 @@ impl<S: Store, E: Env> Api<S, E> {
             }
         };
         if parts.method == Method::HEAD {
+            // Same headers as the GET, `Content-Length` included (no host adds it
+            // for the empty body that is sent): the length of the body dropped here.
+            let status = res.status();
+            if !(status.is_informational()
+                || status == http::StatusCode::NO_CONTENT
+                || status == http::StatusCode::NOT_MODIFIED)
+            {
+                let len = http::HeaderValue::from(res.body().len());
+                res.headers_mut().insert(http::header::CONTENT_LENGTH, len);
+            }
             *res.body_mut() = Bytes::new();
         }
         self.metrics.record(self.engine.store(), route, res.status(), started).await;

@@ -27,10 +27,22 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let method = req.method();
     let head = matches!(method, Method::Head);
     let mut response = answer(req, method).await;
-    if !head {
+    if head {
+        send_head(out, response);
+    } else {
         frame(&mut response);
+        send(out, response);
     }
-    send(out, response);
+}
+
+/// Sends the answer to a HEAD request: its headers (the GET's, `content-length`
+/// included) and no body. The body resource is never taken, so the host sends
+/// an empty one; taken and finished empty, it would fail `finish` against that
+/// `content-length` (wasi:http checks the two agree) and abort the response.
+fn send_head(out: ResponseOutparam, response: http::Response<Bytes>) {
+    let outgoing = OutgoingResponse::new(fields(response.headers()));
+    let _ = outgoing.set_status_code(response.status().as_u16());
+    out.set(outgoing);
 }
 
 /// Gives `response` a `content-length`, as a native hyper server does for a

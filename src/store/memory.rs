@@ -1,8 +1,10 @@
 //! The in-memory reference store: `HashMap`s behind std `Mutex`es.
 //!
-//! Keys are spread over 16 shards by hash, so concurrent callers rarely wait on
-//! each other and a growing map rehashes one shard at a time instead of stopping
-//! every caller while millions of keys move. Hashing is foldhash (seeded per
+//! Keys are spread over 256 shards by hash, so concurrent callers rarely wait on
+//! each other and a growing map rehashes one small shard at a time instead of
+//! stopping every caller while millions of keys move: the slowest of 8,000,000
+//! increments of new keys (one thread, a scratch loop) took 133-209 ms with 16
+//! shards, 37 ms with 64 and 5-11 ms with 256, the whole loop no slower. Hashing is foldhash (seeded per
 //! store), several times cheaper than SipHash on short keys; an existing key is
 //! updated in place, without allocating a new key, and reading a missing counter
 //! (`increment(k, 0)`) creates nothing. The locks are std `Mutex`es, not
@@ -18,7 +20,7 @@ use std::future::{ready, Future};
 use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard};
 
-const SHARDS: usize = 16;
+const SHARDS: usize = 256;
 
 #[derive(Debug, Clone)]
 enum Entry {
@@ -27,10 +29,16 @@ enum Entry {
 }
 
 /// A store kept in process memory; the reference every other store is tested against.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     shards: [Mutex<HashMap<String, Entry, RandomState>>; SHARDS],
     hasher: RandomState,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self { shards: std::array::from_fn(|_| Mutex::default()), hasher: RandomState::default() }
+    }
 }
 
 impl MemoryStore {

@@ -8,7 +8,9 @@
 //! returns the recorded id, or `IdempotencyInProgress` while the first sender
 //! works. If the first sender died before recording an outcome, a repeat takes
 //! over after `IDEM_TAKEOVER`: among concurrent repeats, the one whose increment
-//! returns exactly the value it observed plus one wins.
+//! returns exactly the value it observed plus one wins. A first sender whose
+//! message was refused with nothing stored (a full queue) records `Pending`
+//! dated `IDEM_TAKEOVER` back, so the next repeat takes over at once.
 //!
 //! # Forgetting after the window
 //!
@@ -202,6 +204,15 @@ impl<S: Store, E: Env> Engine<S, E> {
             let _ = self.idem_clean(qk, now).await;
         }
         Ok(())
+    }
+
+    /// Gives `key` up after its first sender's message was refused with nothing
+    /// stored (a full queue): its outcome becomes a `Pending` old enough for the
+    /// next repeat to take over at once, which hosts of every version read the
+    /// same way. If this write fails, a repeat takes over after `IDEM_TAKEOVER`.
+    pub(crate) async fn idem_refused(&self, qk: &QueueKeys, key: &str, now: Millis) -> Result<()> {
+        let given_up = IdemState::Pending(now.saturating_sub(IDEM_TAKEOVER));
+        Ok(self.store.set(&qk.idem_value(key), &encode(&given_up)).await?)
     }
 
     /// Logs `key` in the bucket of `now`, then records it `Pending` since

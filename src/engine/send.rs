@@ -30,8 +30,31 @@ pub(crate) fn check_content_type(ct: &str) -> Result<()> {
     Ok(())
 }
 
+/// The rules a new message must keep in queue `config`, checked before any
+/// message of a send is stored.
+fn check(config: &QueueConfig, m: &NewMessage) -> Result<()> {
+    if m.body.len() > MAX_BODY_LEN {
+        return Err(Error::MessageTooLarge(m.body.len()));
+    }
+    QueueConfig::check_delay(m.delay.unwrap_or(config.delay))?;
+    QueueConfig::check_ttl(m.ttl.unwrap_or(config.message_ttl))?;
+    if m.partition.is_some_and(|p| p >= config.partitions) {
+        return Err(Error::BadRequest(format!("partition must be below {}", config.partitions)));
+    }
+    if let Some(ct) = &m.content_type {
+        check_content_type(ct)?;
+    }
+    if let Some(key) = &m.idempotency_key {
+        check_idempotency_key(key)?;
+    }
+    Ok(())
+}
+
 impl<S: Store, E: Env> Engine<S, E> {
-    /// Sends messages (1..=1000); each gets its own outcome.
+    /// Sends messages (1..=1000); each gets its own outcome. Every message is
+    /// checked first: one that breaks a rule refuses the whole call (prefixed
+    /// `messages[i]:` in a batch) and nothing is sent, so a client's mistake
+    /// never leaves half a batch stored.
     pub async fn send(
         &self,
         ns: &Name,
@@ -42,6 +65,15 @@ impl<S: Store, E: Env> Engine<S, E> {
             return Err(Error::BadRequest(format!("send 1..={MAX_BATCH} messages")));
         }
         let queue = self.queue(ns, q).await?;
+        for (i, m) in messages.iter().enumerate() {
+            match check(&queue.meta.config, m) {
+                Err(Error::BadRequest(e)) if messages.len() > 1 => {
+                    return Err(Error::BadRequest(format!("messages[{i}]: {e}")));
+                }
+                Err(e) => return Err(e),
+                Ok(()) => {}
+            }
+        }
         let mut out = Vec::with_capacity(messages.len());
         for m in messages {
             out.push(self.send_one(&queue, m).await);
@@ -49,27 +81,11 @@ impl<S: Store, E: Env> Engine<S, E> {
         Ok(out)
     }
 
+    /// Sends `m`, which passed [`check`].
     async fn send_one(&self, queue: &Queue, m: NewMessage) -> Result<Sent> {
         let config = &queue.meta.config;
-        if m.body.len() > MAX_BODY_LEN {
-            return Err(Error::MessageTooLarge(m.body.len()));
-        }
         let delay = m.delay.unwrap_or(config.delay);
-        QueueConfig::check_delay(delay)?;
         let ttl = m.ttl.unwrap_or(config.message_ttl);
-        QueueConfig::check_ttl(ttl)?;
-        if m.partition.is_some_and(|p| p >= config.partitions) {
-            return Err(Error::BadRequest(format!(
-                "partition must be below {}",
-                config.partitions
-            )));
-        }
-        if let Some(ct) = &m.content_type {
-            check_content_type(ct)?;
-        }
-        if let Some(key) = &m.idempotency_key {
-            check_idempotency_key(key)?;
-        }
         let now = self.env.now();
         let clean = match &m.idempotency_key {
             None => false,
@@ -89,7 +105,20 @@ impl<S: Store, E: Env> Engine<S, E> {
             chunks: 0,
             body: m.body.to_vec(),
         };
-        let id = self.enqueue(queue, rec, m.partition).await?;
+        let id = match self.enqueue(queue, rec, m.partition).await {
+            Ok(id) => id,
+            Err(e) => {
+                // Refused outright (nothing stored): the key is free for the
+                // next repeat at once, not after `IDEM_TAKEOVER`. After any
+                // other failure the message may be in, and the key stays taken.
+                if let (Some(key), Error::QueueFull(_) | Error::Contention(_)) =
+                    (&m.idempotency_key, &e)
+                {
+                    let _ = self.idem_refused(&queue.keys, key, now).await;
+                }
+                return Err(e);
+            }
+        };
         if let Some(key) = &m.idempotency_key {
             self.idem_sent(&queue.keys, key, id, clean, now).await?;
         }

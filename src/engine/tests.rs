@@ -296,6 +296,22 @@ fn send_fresh(e: &Engine<MemoryStore, ManualEnv>, count: usize) {
 }
 
 #[test]
+fn a_key_whose_send_was_refused_is_free_for_the_next_repeat() {
+    let e = engine();
+    create(&e, "q", QueueConfig { max_messages: Some(1), ..Default::default() });
+    send(&e, "q", "filler");
+    let keyed = NewMessage { idempotency_key: Some("k".into()), ..msg("k") };
+    let refused = block_on(e.send(&n("ns"), &n("q"), vec![keyed])).unwrap().remove(0);
+    assert!(matches!(refused, Err(Error::QueueFull(_))), "{refused:?}");
+    assert_eq!(pop_bodies(&e, "q", 1), ["filler"]);
+    // The clock has not moved: no takeover delay stands between the two.
+    let sent = send_keyed(&e, "k");
+    assert!(!sent.duplicate);
+    assert_eq!(send_keyed(&e, "k").id, sent.id, "and the key holds from then on");
+    assert_eq!(pop_bodies(&e, "q", 2), ["k"]);
+}
+
+#[test]
 fn idempotency_records_are_forgotten_after_the_window() {
     let e = engine();
     create(&e, "q", QueueConfig::default());
@@ -515,8 +531,10 @@ fn large_bodies_round_trip_through_chunks() {
     assert!(popped[0].body == body);
     let too_big =
         NewMessage { body: Bytes::from(vec![0; 4 * 1024 * 1024 + 1]), ..Default::default() };
-    let r = block_on(e.send(&n("ns"), &n("q"), vec![too_big])).unwrap();
-    assert!(matches!(r[0], Err(Error::MessageTooLarge(_))));
+    // Refused before anything is stored, as every rule a message breaks.
+    let r = block_on(e.send(&n("ns"), &n("q"), vec![too_big, msg("fits")]));
+    assert!(matches!(r, Err(Error::MessageTooLarge(_))), "{r:?}");
+    assert!(pop_bodies(&e, "q", 1).is_empty());
 }
 
 #[test]

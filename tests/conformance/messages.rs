@@ -386,6 +386,17 @@ pub async fn partitions_route_messages(c: &Client) {
     .await
     .expect(200);
     assert_eq!(c.count("p").await, 4);
+    // A batch naming a partition the queue lacks is refused whole: the good
+    // entry before the bad one is not stored either.
+    let r = c
+        .post_json(
+            "/v1/queues/p/messages/batch",
+            &json!({"messages": [{"body": "fine", "partition": 0}, {"body": "bad", "partition": 3}]}),
+        )
+        .await;
+    r.expect_error(400, "bad_request");
+    assert!(r.message().starts_with("messages[1]: "), "{}", r.message());
+    assert_eq!(c.count("p").await, 4);
 
     let r = c.get("/v1/queues/p/messages?partition=2").await;
     r.expect(200);

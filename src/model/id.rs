@@ -91,6 +91,12 @@ impl FromStr for MessageId {
     type Err = &'static str;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let u = Uuid::try_parse(s).map_err(|_| "not a UUID")?;
+        // One spelling per id (uuid also reads braces, `urn:uuid:`, no hyphens
+        // and upper case), as ids are compared and cached as text by clients.
+        let mut canonical = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        if u.hyphenated().encode_lower(&mut canonical).as_bytes() != s.as_bytes() {
+            return Err("not in the canonical form (lowercase, hyphenated)");
+        }
         let b = u.as_bytes();
         if b[6] >> 4 != 7 || b[8] >> 6 != 0b10 {
             return Err("not an edgeq message id (UUIDv7)");
@@ -147,5 +153,11 @@ mod tests {
     fn refuses_other_uuids() {
         assert!("6ba7b810-9dad-11d1-80b4-00c04fd430c8".parse::<MessageId>().is_err());
         assert!("nope".parse::<MessageId>().is_err());
+        let id = MessageId::new(1_795_392_819_615, 0, 3, 42).to_string();
+        let simple: String = id.chars().filter(|&c| c != '-').collect();
+        for other in [id.to_uppercase(), format!("{{{id}}}"), format!("urn:uuid:{id}"), simple] {
+            assert!(other.parse::<MessageId>().is_err(), "{other}");
+        }
+        assert!(id.parse::<MessageId>().is_ok());
     }
 }

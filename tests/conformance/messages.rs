@@ -338,6 +338,11 @@ pub async fn get_put_delete_by_id(c: &Client) {
     assert_eq!(r.header("edgeq-message-id"), Some(a.as_str()));
     assert_eq!(r.header("content-type"), Some("text/plain"));
     assert_eq!(r.header("edgeq-receive-count"), Some("0"));
+    // An id has one spelling: the same UUID in capitals or braces names nothing.
+    for other in [a.to_uppercase(), format!("%7B{a}%7D")] {
+        let r = c.send(c.req(Method::DELETE, &format!("/v1/queues/q/messages/{other}"))).await;
+        r.expect_error(400, "invalid_message_id");
+    }
 
     let r = c
         .send(

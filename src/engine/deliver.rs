@@ -19,6 +19,10 @@ const SCAN_EVERY: u64 = 8;
 /// How long a pop holds its claim before the message is gone; a host that dies
 /// inside this window leaves the message to be delivered again after it.
 const POP_HOLD: Millis = 30_000;
+/// Partitions one reap of expired messages looks at (`reap_expired`).
+const REAP_PARTITIONS: u16 = 4;
+/// Expired messages one reap finishes in a partition at most.
+const REAP_MESSAGES: usize = 8;
 
 /// How a consumer came to a slot.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +44,9 @@ enum Want {
     /// A receive with a zero visibility timeout (SQS allows it): the message is
     /// delivered and stays visible, so no lease protects it.
     Glance,
+    /// No delivery: finish the message if it expired, else leave it due again
+    /// at once (`reap_expired`).
+    Reap,
 }
 
 impl<S: Store, E: Env> Engine<S, E> {
@@ -120,6 +127,35 @@ impl<S: Store, E: Env> Engine<S, E> {
         Ok(out)
     }
 
+    /// Finishes messages that expired unconsumed at the heads of up to
+    /// [`REAP_PARTITIONS`] partitions, [`REAP_MESSAGES`] each, so that a queue
+    /// whose limits they take up accepts new messages (a send that finds it full
+    /// calls this) and one holding nothing else can be deleted `if_empty`.
+    /// Each head message is peeked at before its ticket is taken, and a live one
+    /// ends the partition's turn: live messages keep their order. One that a
+    /// race put under the ticket anyway is left due again at once, for a scan
+    /// to deliver. Returns whether any ticket was taken.
+    pub(crate) async fn reap_expired(&self, queue: &Queue) -> Result<bool> {
+        let now = self.env.now();
+        let partitions = queue.meta.config.partitions;
+        let first = (self.env.random() % u64::from(partitions)) as u16;
+        let mut took = false;
+        for n in 0..partitions.min(REAP_PARTITIONS) {
+            let ring = queue.keys.ring((first + n) % partitions);
+            for _ in 0..REAP_MESSAGES {
+                let head = self.store.increment(&ring.head(), 0).await?.max(0) as u64;
+                let next = Slot::new(&ring, head + 1);
+                if self.read_record_only(&next).await?.is_none_or(|r| r.expires_at > now) {
+                    break;
+                }
+                let Some(slot) = self.take(&ring, now).await? else { break };
+                took = true;
+                self.deliver(queue, &slot, Reached::Head, now, Want::Reap).await?;
+            }
+        }
+        Ok(took)
+    }
+
     /// Delivers what a scan behind the head finds due, up to `count` in all.
     async fn deliver_due(
         &self,
@@ -152,7 +188,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         // Claim first, read second: a claim taken after the slot was finished and
         // swept wins against nobody, and must then find nothing to deliver.
         let (until, lease) = match want {
-            Want::Pop => (now + POP_HOLD, false),
+            Want::Pop | Want::Reap => (now + POP_HOLD, false),
             Want::Lease { millis } => (now + millis, true),
             Want::Glance => (now, true),
         };
@@ -193,13 +229,16 @@ impl<S: Store, E: Env> Engine<S, E> {
         // Only a delay can make a message not visible yet: without one it is
         // visible on every host, even where this call's `now` is earlier than
         // the sender's (it started before the send, or its clock is behind).
-        if rec.delayed() && rec.visible_at > now {
+        let hidden = rec.delayed() && rec.visible_at > now;
+        if hidden || matches!(want, Want::Reap) {
             // Not visible yet: turn our claim into a deferral until it is. Whoever
-            // claims it next reads `visible_at` again before delivering.
+            // claims it next reads `visible_at` again before delivering. (A reap
+            // that found the message alive: due again at once, for a scan.)
             self.end_lease(queue, ended_lease).await?;
-            let deferral = Claim::Live { until: rec.visible_at, lease: false };
+            let until = if hidden { rec.visible_at } else { now };
+            let deferral = Claim::Live { until, lease: false };
             self.store.set(&slot.keys.claim(k), &encode(&deferral)).await?;
-            self.set_state(slot, SlotState::Live { until: rec.visible_at, claims }).await?;
+            self.set_state(slot, SlotState::Live { until, claims }).await?;
             return Ok(None);
         }
         let delivery = match want {
@@ -284,7 +323,9 @@ impl<S: Store, E: Env> Engine<S, E> {
                 Ok(target) => {
                     let mut copy = rec.clone();
                     copy.prior_receives = receives;
-                    self.enqueue(&target, copy, None).await?;
+                    // Boxed: a send that finds its queue full reaps expired
+                    // messages (`reserve`), which can come back here.
+                    Box::pin(self.enqueue(&target, copy, None)).await?;
                 }
                 // The dead-letter queue was deleted: the message is dropped, and
                 // counted as dead-lettered like SQS counts a redrive to nowhere.

@@ -312,11 +312,18 @@ impl<S: Store, E: Env> Engine<S, E> {
     }
 
     /// Deletes queue `q` (refused with `QueueNotEmpty` when `if_empty` and it holds
-    /// messages).
+    /// messages; messages that expired unconsumed at the heads are finished
+    /// first, a bounded number of them: `reap_expired`).
     pub async fn delete_queue(&self, ns: &Name, q: &Name, if_empty: bool) -> Result<()> {
         let queue = self.queue(ns, q).await?;
-        if if_empty && split_held(self.store.increment(&queue.keys.held(), 0).await?).0 > 0 {
-            return Err(Error::QueueNotEmpty(q.to_string()));
+        if if_empty {
+            let held = || async {
+                let v = self.store.increment(&queue.keys.held(), 0).await?;
+                Ok::<_, Error>(split_held(v).0)
+            };
+            if held().await? > 0 && (!self.reap_expired(&queue).await? || held().await? > 0) {
+                return Err(Error::QueueNotEmpty(q.to_string()));
+            }
         }
         let inc = self.store.increment(&keys::incarnation(ns, q), 1).await?;
         let tomb = QueueMeta { deleted: true, ..(*queue.meta).clone() };

@@ -136,9 +136,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         let qk = &queue.keys;
         let config = &queue.meta.config;
         let delta = held(rec.size);
-        let (n, b) = split_held(self.store.increment(&qk.held(), delta).await?);
-        let full = config.max_messages.is_some_and(|max| n > max)
-            || config.max_bytes.is_some_and(|max| b > max);
+        let reserved = self.reserve(queue, delta).await?;
         let partitions = u64::from(config.partitions);
         let p = match partition {
             Some(p) => p,
@@ -151,15 +149,38 @@ impl<S: Store, E: Env> Engine<S, E> {
         } else {
             Vec::new()
         };
-        let pushed = match full {
-            true => Err(Error::QueueFull(queue.name.to_string())),
-            false => self.push(&qk.ring(p), &mut rec, &body).await,
+        let pushed = match reserved {
+            false => Err(Error::QueueFull(queue.name.to_string())),
+            true => self.push(&qk.ring(p), &mut rec, &body).await,
         };
         match pushed {
-            Err(_) => self.store.increment(&qk.held(), -delta).await.map(drop)?,
+            Err(_) if reserved => self.store.increment(&qk.held(), -delta).await.map(drop)?,
             Ok(_) if rec.delayed() => self.store.increment(&qk.delayed(), 1).await.map(drop)?,
-            Ok(_) => {}
+            _ => {}
         }
         pushed
+    }
+
+    /// Counts `delta` (one message and its bytes) into `queue`'s `held` unless
+    /// that breaks a limit. Over one, it gives the count back, finishes messages
+    /// that expired unconsumed at the heads (`reap_expired`) and, if it took
+    /// any, tries once more. Whether room was reserved; nothing stays counted
+    /// when not.
+    async fn reserve(&self, queue: &Queue, delta: i64) -> Result<bool> {
+        let config = &queue.meta.config;
+        let mut reaped = false;
+        loop {
+            let (n, b) = split_held(self.store.increment(&queue.keys.held(), delta).await?);
+            if !(config.max_messages.is_some_and(|max| n > max)
+                || config.max_bytes.is_some_and(|max| b > max))
+            {
+                return Ok(true);
+            }
+            self.store.increment(&queue.keys.held(), -delta).await?;
+            if reaped || !self.reap_expired(queue).await? {
+                return Ok(false);
+            }
+            reaped = true;
+        }
     }
 }

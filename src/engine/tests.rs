@@ -538,6 +538,36 @@ fn large_bodies_round_trip_through_chunks() {
 }
 
 #[test]
+fn messages_that_expired_unconsumed_make_room_when_the_queue_is_full() {
+    let e = engine();
+    create(&e, "q", QueueConfig { max_messages: Some(2), ..Default::default() });
+    let short = |b: &str| NewMessage { ttl: Some(1), ..msg(b) };
+    block_on(e.send(&n("ns"), &n("q"), vec![short("old1"), short("old2")])).unwrap();
+    e.env().advance(1_000);
+    // Both expired: the send that finds the queue full finishes them first.
+    send(&e, "q", "new1");
+    let stats = block_on(e.get_queue(&n("ns"), &n("q"))).unwrap().stats.unwrap();
+    assert_eq!(stats.messages, 1);
+    // A live message at the head ends the reap: live messages keep their order
+    // and the queue stays full.
+    send(&e, "q", "new2");
+    let r = block_on(e.send(&n("ns"), &n("q"), vec![msg("new3")])).unwrap();
+    assert!(matches!(r[0], Err(Error::QueueFull(_))), "{r:?}");
+    assert_eq!(pop_bodies(&e, "q", 5), ["new1", "new2"]);
+}
+
+#[test]
+fn a_queue_holding_only_expired_messages_is_empty_to_delete() {
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    block_on(e.send(&n("ns"), &n("q"), vec![NewMessage { ttl: Some(1), ..msg("x") }])).unwrap();
+    let refused = block_on(e.delete_queue(&n("ns"), &n("q"), true));
+    assert!(matches!(refused, Err(Error::QueueNotEmpty(_))), "{refused:?}");
+    e.env().advance(1_000);
+    block_on(e.delete_queue(&n("ns"), &n("q"), true)).unwrap();
+}
+
+#[test]
 fn capacity_limits_refuse_and_keep_counts_right() {
     let e = engine();
     create(&e, "q", QueueConfig { max_messages: Some(2), ..Default::default() });

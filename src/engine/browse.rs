@@ -184,8 +184,11 @@ impl<S: Store, E: Env> Engine<S, E> {
         let k = self.store.increment(&slot.keys.claims(), 1).await? as u64;
         let intent = Claim::Override { until: now + GRACE };
         match self.reclaim(&slot, k, Claim::Abandoned, intent, now).await? {
-            Claimed::Won { claims, .. } => match self.read_slot(&slot, false).await? {
+            Claimed::Won { claims, ended_lease, .. } => match self.read_slot(&slot, false).await? {
                 (Some(rec), low) => {
+                    // The lease this ends counted in flight; its holder's ack
+                    // will find the message gone and count nothing (`end`).
+                    self.end_lease(&queue, ended_lease).await?;
                     self.undelay_if_undelivered(&queue, &slot, &rec).await?;
                     self.finish(&queue.keys, &slot, &rec, claims, low).await
                 }

@@ -49,7 +49,9 @@ enum Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Claimed {
     /// The claimant alone holds the slot with claim `k`; `claims` records exist;
-    /// `ended_lease` says the newest older claim was a receive lease it replaced.
+    /// `ended_lease` says the newest older claim not abandoned was a receive
+    /// lease, which the winner replaces: ended, for a new claim (a live one
+    /// would have blocked it); ended or not, for an override (delete by id).
     Won { k: u64, claims: u64, ended_lease: bool },
     /// Someone else holds or wants the slot, until about `until`.
     Busy { until: Millis },
@@ -140,19 +142,18 @@ impl<S: Store, E: Env> Engine<S, E> {
                 let older = j < k;
                 let record = decode::<Claim>(&slot.keys.claim(j), &raw)?;
                 let Some(until) = record.until() else { continue };
+                if older && newest_older.is_none_or(|n| j > n) {
+                    newest_older = Some(j);
+                    if let Claimed::Won { ended_lease, .. } = &mut outcome {
+                        *ended_lease = matches!(record, Claim::Live { lease: true, .. });
+                    }
+                }
                 match mode {
                     Mode::Own | Mode::Holder if older => continue,
                     Mode::Holder if !matches!(record, Claim::Override { .. }) => continue,
                     _ => {}
                 }
-                if older && until <= now {
-                    if let Claimed::Won { ended_lease, .. } = &mut outcome {
-                        if newest_older.is_none_or(|n| j > n) {
-                            newest_older = Some(j);
-                            *ended_lease = matches!(record, Claim::Live { lease: true, .. });
-                        }
-                    }
-                } else {
+                if !(older && until <= now) {
                     // Two claimants that see each other both back off. One that
                     // may be racing us therefore does not hold the slot for
                     // sure: look again soon, not at the end of its intent (a

@@ -299,7 +299,8 @@ impl<S: Store, E: Env> Engine<S, E> {
         Ok(())
     }
 
-    async fn end_lease(&self, queue: &Queue, ended_lease: bool) -> Result<()> {
+    /// Takes a lease that counted in flight out of the count, when `ended_lease`.
+    pub(crate) async fn end_lease(&self, queue: &Queue, ended_lease: bool) -> Result<()> {
         if ended_lease {
             self.store.increment(&queue.keys.in_flight(), -1).await?;
         }
@@ -411,16 +412,30 @@ impl<S: Store, E: Env> Engine<S, E> {
         };
         let Claimed::Won { claims, .. } = self.reclaim(&slot, r.claim, before, intent, now).await?
         else {
+            // Lost to a delete by id (or, once the lease ended, to another
+            // consumer): an ack of a message that is gone by now still succeeds.
+            if let End::Ack = how {
+                if self.read_record_only(&slot).await?.is_none() {
+                    return Ok(());
+                }
+            }
             return Err(Error::StaleReceipt(r.to_string()));
         };
         match how {
             End::Ack => {
-                self.store.increment(&queue.keys.in_flight(), -1).await?;
+                // Gone already: whoever finished it (a delete by id, or the
+                // consumer this lease ended for) took it out of the count.
                 if let (Some(rec), low) = self.read_slot(&slot, false).await? {
+                    self.store.increment(&queue.keys.in_flight(), -1).await?;
                     self.finish(&queue.keys, &slot, &rec, claims, low).await?;
                 }
             }
             End::Change { millis, lease } => {
+                if self.read_record_only(&slot).await?.is_none() {
+                    // Finished while this lease was over (a delete by id):
+                    // nothing left to hide or show.
+                    return Err(Error::StaleReceipt(r.to_string()));
+                }
                 let until = now + millis;
                 if !lease {
                     self.store.increment(&queue.keys.in_flight(), -1).await?;

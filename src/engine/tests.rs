@@ -128,6 +128,32 @@ fn ids_do_not_repeat_after_a_purge_in_the_same_millisecond() {
 }
 
 #[test]
+fn deleting_a_leased_message_takes_it_out_of_flight_once() {
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    send(&e, "q", "first");
+    let id = send(&e, "q", "second").id;
+    let leased = receive(&e, "q", 60);
+    assert_eq!(leased.len(), 2);
+    let r = leased[1].receipt.unwrap();
+    let in_flight = || block_on(e.get_queue(&n("ns"), &n("q"))).unwrap().stats.unwrap().in_flight;
+    assert_eq!(in_flight(), 2);
+    // The first message's lease keeps the low-water mark below the second's
+    // slot, so its claim records stay after the delete.
+    block_on(e.delete_message(&n("ns"), &n("q"), id)).unwrap();
+    assert_eq!(in_flight(), 1);
+    // The holder, past the delete's hold, finds the message gone: a nack or
+    // extend is stale, and its ack succeeds without counting it out again.
+    e.env().advance(ring::GRACE);
+    let nack = block_on(e.nack(&n("ns"), &n("q"), &[r], 0)).unwrap();
+    assert!(matches!(nack[..], [Err(Error::StaleReceipt(_))]), "{nack:?}");
+    assert!(block_on(e.ack(&n("ns"), &n("q"), &[r])).unwrap()[0].is_ok());
+    assert_eq!(in_flight(), 1);
+    assert!(block_on(e.ack(&n("ns"), &n("q"), &[leased[0].receipt.unwrap()])).unwrap()[0].is_ok());
+    assert_eq!(in_flight(), 0);
+}
+
+#[test]
 fn nack_and_extend_move_the_lease_end() {
     let e = engine();
     create(&e, "q", QueueConfig::default());

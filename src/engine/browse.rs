@@ -7,7 +7,7 @@ use super::ring::GRACE;
 use super::send::check_content_type;
 use super::slot::{Claim, Slot, CHUNK, INLINE_BODY};
 use super::{BrowseOptions, Engine, Env, Error, Message, Order, Result};
-use crate::model::{MessageId, Millis, Name, MAX_BODY_LEN};
+use crate::model::{MessageId, MessageRecord, Millis, Name, MAX_BODY_LEN};
 use crate::store::Store;
 use bytes::Bytes;
 
@@ -94,16 +94,39 @@ impl<S: Store, E: Env> Engine<S, E> {
                     range
                 }
             };
-            let keys: Vec<String> = range.iter().map(|&i| ring.slot(i).record()).collect();
-            for (&i, raw) in range.iter().zip(self.store.get_many(&keys).await?) {
-                if raw.is_none() || out.len() >= opts.limit {
+            // Each slot's record and state: a slot with no state was never
+            // delivered (receive writes one), so only the others' delivery
+            // counters are read.
+            let keys: Vec<String> = range
+                .iter()
+                .flat_map(|&i| {
+                    let slot = ring.slot(i);
+                    [slot.record(), slot.state()]
+                })
+                .collect();
+            let mut found = self.store.get_many(&keys).await?.into_iter();
+            for &i in &range {
+                let (raw, state) = (found.next().flatten(), found.next().flatten());
+                let Some(raw) = raw.filter(|_| out.len() < opts.limit) else { continue };
+                let slot = Slot::new(&ring, i);
+                let rec = MessageRecord::decode(&raw).map_err(|_| Error::Corrupt(slot.keys.record()));
+                let rec = match rec? {
+                    rec if rec.chunks == 0 => rec,
+                    // The body is in chunks: read it whole.
+                    _ => match self.read_message(&slot).await? {
+                        Some(rec) => rec,
+                        None => continue,
+                    },
+                };
+                if rec.expires_at <= now {
                     continue;
                 }
-                if let Some(rec) = self.read_message(&Slot::new(&ring, i)).await? {
-                    if rec.expires_at > now {
-                        out.push(message(rec, 0, None));
-                    }
-                }
+                let delivered = match state {
+                    Some(_) => self.store.increment(&slot.keys.deliveries(), 0).await?.max(0),
+                    None => 0,
+                };
+                let receives = rec.prior_receives.saturating_add(delivered as u32);
+                out.push(message(rec, receives, None));
             }
         }
         Ok(())
@@ -122,8 +145,11 @@ impl<S: Store, E: Env> Engine<S, E> {
         let slot = self.slot_of(&queue, id).await?;
         match self.read_message(&slot).await? {
             Some(rec) if rec.id == id && rec.expires_at > self.env.now() => {
-                let receives = self.store.increment(&slot.keys.deliveries(), 0).await?;
-                Ok(message(rec, receives.max(0) as u32, None))
+                // Counted as a delivery does: this queue's, and any before a
+                // move to the dead-letter queue.
+                let delivered = self.store.increment(&slot.keys.deliveries(), 0).await?.max(0);
+                let receives = rec.prior_receives.saturating_add(delivered as u32);
+                Ok(message(rec, receives, None))
             }
             _ => Err(Error::MessageNotFound(id.to_string())),
         }

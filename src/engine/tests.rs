@@ -67,6 +67,29 @@ fn pop_is_fifo_and_leaves_no_keys_behind() {
 }
 
 #[test]
+fn browsing_shows_how_often_each_message_was_received() {
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    send(&e, "q", "twice");
+    send(&e, "q", "acked");
+    assert_eq!(receive(&e, "q", 1).len(), 2);
+    e.env().advance(1_000);
+    let again = receive(&e, "q", 1);
+    assert_eq!(again.len(), 2);
+    block_on(e.ack(&n("ns"), &n("q"), &[again[1].receipt.unwrap()])).unwrap();
+    send(&e, "q", "fresh");
+    let opts = BrowseOptions { after: None, limit: 10, order: Order::Ascending, partition: None };
+    let counts: Vec<(String, u32)> = block_on(e.browse(&n("ns"), &n("q"), opts))
+        .unwrap()
+        .into_iter()
+        .map(|m| (String::from_utf8(m.body.to_vec()).unwrap(), m.receive_count))
+        .collect();
+    assert_eq!(counts, [("twice".to_owned(), 2), ("fresh".to_owned(), 0)]);
+    let id = again[0].id;
+    assert_eq!(block_on(e.get_message(&n("ns"), &n("q"), id)).unwrap().receive_count, 2);
+}
+
+#[test]
 fn a_lease_hides_the_message_until_it_expires_then_counts_receives() {
     let e = engine();
     create(&e, "q", QueueConfig::default());

@@ -115,7 +115,19 @@ pub(crate) async fn handle<S: Store, E: Env>(
                 create(engine, served, principal, body).await
             } else {
                 let q = router::Query::parse(parts.uri.query(), &["cursor", "limit"])?;
-                let start = q.int("cursor", 1, u64::MAX)?.unwrap_or(1);
+                // A cursor is the `next_cursor` of a page: any other is malformed.
+                let start = q
+                    .get("cursor")
+                    .map(|c| {
+                        router::parse_int(c, 1, u64::MAX).map_err(|_| {
+                            ApiError::bad_request(
+                                "invalid_query",
+                                "query parameter cursor: not a cursor this server handed out",
+                            )
+                        })
+                    })
+                    .transpose()?
+                    .unwrap_or(1);
                 let limit = q.int("limit", 1, MAX_LIST)?.unwrap_or(100);
                 list(engine, principal, start, limit).await
             }
@@ -124,8 +136,13 @@ pub(crate) async fn handle<S: Store, E: Env>(
             allow(m, "DELETE")?;
             router::Query::parse(parts.uri.query(), &[])?;
             let id = router::decode(id)?;
-            let id = router::parse_int(&id, 1, u64::MAX)
-                .map_err(|m| ApiError::bad_request("invalid_key_id", format!("key id: {m}")))?;
+            let id = router::parse_int(&id, 1, u64::MAX).map_err(|_| {
+                let shown: String = id.chars().take(32).collect();
+                ApiError::bad_request(
+                    "invalid_key_id",
+                    format!("key id {shown:?} is not a positive integer"),
+                )
+            })?;
             revoke(engine, principal, id).await
         }
         _ => Err(ApiError::no_route(parts.uri.path())),

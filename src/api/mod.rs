@@ -414,33 +414,79 @@ mod tests {
 
     #[test]
     fn query_parameters_are_checked_before_the_engine() {
+        // Malformed: not of the parameter's type, or not UTF-8 once decoded.
         for uri in [
-            "/v1/queues?limit=0",
-            "/v1/queues?limit=1001",
             "/v1/queues?limit=ten",
             "/v1/queues?details=maybe",
             "/v1/queues?prefix=a/b",
+            "/v1/queues?prefix=%FF",
             "/v1/queues?bogus=1",
-            "/v1/queues/q/messages?limit=0",
             "/v1/queues/q/messages?order=up",
             "/v1/queues/q/messages?after=nope",
+            "/v1/queues/q/messages?order=%FF",
         ] {
             assert_eq!(code("GET", uri, b""), (400, "invalid_query".into()), "{uri}");
+        }
+        for uri in [
+            "/v1/queues/q/receive?visibility_timeout=-1",
+            "/v1/queues/q/receive?wait=soon",
+            "/v1/queues/q/receive?partition=x",
+        ] {
+            assert_eq!(code("POST", uri, b""), (400, "invalid_query".into()), "{uri}");
+        }
+        for uri in ["/v1/exchanges/x/bindings/q?key=%FF", "/v1/exchanges/x/bindings/q?key=a%C3"] {
+            let (s, v, _) = call(req("PUT", uri, &[], b""));
+            assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_query")), "{uri}");
+            assert!(v["error"]["message"].as_str().unwrap().contains("key"), "{uri}");
+            assert_eq!(code("DELETE", uri, b""), (400, "invalid_query".into()), "{uri}");
+        }
+        // Well-formed numbers out of range: the same code for every parameter.
+        for uri in ["/v1/queues?limit=0", "/v1/queues?limit=1001", "/v1/queues/q/messages?limit=0"]
+        {
+            assert_eq!(code("GET", uri, b""), (400, "invalid_value".into()), "{uri}");
         }
         for uri in [
             "/v1/queues/q/pop?count=0",
             "/v1/queues/q/pop?count=101",
             "/v1/queues/q/receive?count=101",
             "/v1/queues/q/receive?wait=21",
-            "/v1/queues/q/receive?visibility_timeout=-1",
+            "/v1/queues/q/receive?visibility_timeout=43201",
+            "/v1/queues/q/receive?visibility_timeout=999999",
+            "/v1/queues/q/receive?partition=200",
         ] {
-            assert_eq!(code("POST", uri, b""), (400, "invalid_query".into()), "{uri}");
+            assert_eq!(code("POST", uri, b""), (400, "invalid_value".into()), "{uri}");
         }
-        assert_eq!(
-            code("POST", "/v1/queues/q/receive?visibility_timeout=999999", b""),
-            (400, "invalid_value".into())
-        );
-        assert_eq!(code("DELETE", "/v1/queues/q?if_empty=yes", b"").1, "invalid_query");
+        let (_, v, _) =
+            call(req("POST", "/v1/queues/q/receive?visibility_timeout=43201", &[], b""));
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("visibility_timeout") && msg.contains("43200"), "{msg}");
+        let (_, v, _) = call(req("DELETE", "/v1/queues/q?if_empty=yes", &[], b""));
+        assert_eq!(v["error"]["code"], "invalid_query");
+        assert!(v["error"]["message"].as_str().unwrap().contains("true, false, 1 or 0"));
+    }
+
+    #[test]
+    fn a_cursor_not_handed_out_is_a_malformed_query() {
+        for cursor in ["garbage", "0", "-1", "1.5"] {
+            let uri = format!("/v1/queues?cursor={cursor}");
+            let (s, v, _) = call(req("GET", &uri, &[], b""));
+            assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_query")), "{uri}");
+            assert!(v["error"]["message"].as_str().unwrap().contains("cursor"), "{uri}");
+        }
+        assert_eq!(code("GET", "/v1/queues?cursor=1", b"").0, 200);
+        for cursor in ["garbage", "0", "99999999999999999999999"] {
+            let uri = format!("/v1/keys?cursor={cursor}");
+            assert_eq!(code("GET", &uri, b""), (400, "invalid_query".into()), "{uri}");
+        }
+        assert_eq!(code("GET", "/v1/keys?cursor=1", b"").0, 200);
+        // A key id that is not a positive integer says so, not u64::MAX.
+        for id in ["0", "abc", "99999999999999999999999"] {
+            let (s, v, _) = call(req("DELETE", &format!("/v1/keys/{id}"), &[], b""));
+            assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_key_id")), "{id}");
+            let msg = v["error"]["message"].as_str().unwrap();
+            assert!(msg.contains("not a positive integer"), "{id}: {msg}");
+            assert!(!msg.contains(&u64::MAX.to_string()), "{id}: {msg}");
+        }
     }
 
     #[test]
@@ -452,12 +498,24 @@ mod tests {
             ("edgeq-delay", "901", "invalid_value"),
             ("edgeq-ttl", "0", "invalid_value"),
             ("edgeq-ttl", "1e3", "invalid_header"),
-            ("edgeq-partition", "200", "invalid_header"),
+            ("edgeq-delay", "99999999999999999999999", "invalid_value"),
+            ("edgeq-partition", "x", "invalid_header"),
+            ("edgeq-partition", "200", "invalid_value"),
             ("idempotency-key", "a b", "invalid_header"),
         ] {
             let (s, body, _) = call(req("POST", uri, &[(h, v)], b"x"));
             assert_eq!(s, 400, "{h}: {v}");
             assert_eq!(body["error"]["code"], expect, "{h}: {v}");
+        }
+        // Refusals of numbers out of range state the real bounds.
+        for (h, v, bounds) in [
+            ("edgeq-delay", "99999999999999999999999", "between 0 and 900"),
+            ("edgeq-ttl", "1209601", "between 1 and 1209600"),
+            ("edgeq-partition", "65536", "no queue has more than 200"),
+        ] {
+            let (_, body, _) = call(req("POST", uri, &[(h, v)], b"x"));
+            let msg = body["error"]["message"].as_str().unwrap();
+            assert!(msg.contains(bounds) && !msg.contains(&u64::MAX.to_string()), "{h}: {msg}");
         }
         let big = vec![b'a'; crate::model::MAX_BODY_LEN + 1];
         assert_eq!(code("POST", uri, &big), (413, "message_too_large".into()));

@@ -95,7 +95,7 @@ pub(crate) fn describe(route: &Route) -> Option<Doc> {
             &[
                 ("after", "message id to start after"),
                 ("limit", "1..=1000 (100)"),
-                ("order", "asc or desc"),
+                ("order", "asc or desc (several partitions: partition by partition)"),
                 ("partition", "only this partition"),
             ],
             No,

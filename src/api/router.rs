@@ -3,9 +3,10 @@
 //! slices of segments.
 
 use super::error::ApiError;
-use crate::model::Name;
+use crate::model::{Name, MAX_PARTITIONS};
 use http::Method;
 use std::borrow::Cow;
+use std::fmt;
 
 /// Most path segments any route has; longer paths are unknown routes and are
 /// not split further (no allocation proportional to the path).
@@ -52,10 +53,20 @@ pub(crate) struct Query {
 }
 
 impl Query {
-    /// Parses `query`, refusing parameters not in `known` and repeated ones.
+    /// Parses `query`, refusing parameters not in `known`, repeated ones, and
+    /// names or values that are not UTF-8 once decoded (`+` is a space, then
+    /// percent-decoding, as in `application/x-www-form-urlencoded`; never a lossy
+    /// decoding, which would turn `%FF` into U+FFFD).
     pub(crate) fn parse(query: Option<&str>, known: &[&'static str]) -> Result<Self, ApiError> {
         let mut pairs: Vec<(&'static str, String)> = Vec::new();
-        for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (raw_k, raw_v) = pair.split_once('=').unwrap_or((pair, ""));
+            let k = decode_component(raw_k).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    "a query parameter name is not UTF-8 once percent-decoded",
+                )
+            })?;
             let Some(name) = known.iter().copied().find(|n| *n == k) else {
                 let shown: String = k.chars().take(64).collect();
                 let expected = if known.is_empty() {
@@ -74,7 +85,9 @@ impl Query {
                     format!("query parameter {name:?} is repeated"),
                 ));
             }
-            pairs.push((name, v.into_owned()));
+            let v = decode_component(raw_v)
+                .ok_or_else(|| query_error(name, "not UTF-8 once percent-decoded".into()))?;
+            pairs.push((name, v));
         }
         Ok(Self { pairs })
     }
@@ -84,9 +97,24 @@ impl Query {
         self.pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 
-    /// An integer parameter within `lo..=hi`.
+    /// An integer parameter within `lo..=hi`: not a number is `invalid_query`,
+    /// a number out of bounds `invalid_value`.
     pub(crate) fn int(&self, name: &str, lo: u64, hi: u64) -> Result<Option<u64>, ApiError> {
-        self.get(name).map(|v| parse_int(v, lo, hi).map_err(|m| query_error(name, m))).transpose()
+        self.get(name)
+            .map(|v| {
+                parse_int(v, lo, hi)
+                    .map_err(|e| e.into_api("invalid_query", "query parameter", name))
+            })
+            .transpose()
+    }
+
+    /// A partition parameter (see [`parse_partition`]).
+    pub(crate) fn partition(&self, name: &str) -> Result<Option<u16>, ApiError> {
+        self.get(name)
+            .map(|v| {
+                parse_partition(v).map_err(|e| e.into_api("invalid_query", "query parameter", name))
+            })
+            .transpose()
     }
 
     /// A boolean parameter (`true`/`false`/`1`/`0`).
@@ -95,26 +123,86 @@ impl Query {
             .map(|v| match v {
                 "true" | "1" => Ok(true),
                 "false" | "0" => Ok(false),
-                _ => Err(query_error(name, "must be true or false".into())),
+                _ => Err(query_error(name, "must be true, false, 1 or 0".into())),
             })
             .transpose()
     }
+}
+
+/// Decodes one name or value of a query string: `+` is a space, then
+/// percent-decoding; `None` when the bytes are not UTF-8.
+fn decode_component(raw: &str) -> Option<String> {
+    let spaced: Cow<'_, str> =
+        if raw.contains('+') { Cow::Owned(raw.replace('+', " ")) } else { Cow::Borrowed(raw) };
+    percent_encoding::percent_decode_str(&spaced).decode_utf8().ok().map(Cow::into_owned)
 }
 
 fn query_error(name: &str, msg: String) -> ApiError {
     ApiError::bad_request("invalid_query", format!("query parameter {name}: {msg}"))
 }
 
+/// Why a text is not an integer within the wanted bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum IntError {
+    /// Not a decimal integer at all: the value is malformed.
+    Malformed(String),
+    /// A decimal integer outside the bounds: well-formed, out of range.
+    OutOfRange(String),
+}
+
+impl IntError {
+    /// The API error for the value of `what` `name` (`"query parameter"`,
+    /// `"header"`): `malformed` (the code of its channel, `invalid_query` or
+    /// `invalid_header`) when it is not a number, `invalid_value` when it is
+    /// one out of bounds (`docs/api-v1.md`, Errors).
+    pub(crate) fn into_api(self, malformed: &'static str, what: &str, name: &str) -> ApiError {
+        match self {
+            Self::Malformed(m) => ApiError::bad_request(malformed, format!("{what} {name}: {m}")),
+            Self::OutOfRange(m) => {
+                ApiError::bad_request("invalid_value", format!("{what} {name}: {m}"))
+            }
+        }
+    }
+}
+
+impl fmt::Display for IntError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed(m) | Self::OutOfRange(m) => f.write_str(m),
+        }
+    }
+}
+
 /// Parses a decimal integer within `lo..=hi`; the error says why not.
-pub(crate) fn parse_int(v: &str, lo: u64, hi: u64) -> Result<u64, String> {
+pub(crate) fn parse_int(v: &str, lo: u64, hi: u64) -> Result<u64, IntError> {
     let shown: String = v.chars().take(32).collect();
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{shown:?} is not a non-negative integer"));
+        return Err(IntError::Malformed(format!("{shown:?} is not a non-negative integer")));
     }
     match v.parse::<u64>() {
         Ok(n) if (lo..=hi).contains(&n) => Ok(n),
-        _ => Err(format!("{shown} is not between {lo} and {hi}")),
+        // Digits only: either out of the bounds or too large for any.
+        _ => Err(IntError::OutOfRange(format!("{shown} is not between {lo} and {hi}"))),
     }
+}
+
+/// Parses a partition number. Only the most partitions a queue may have is
+/// known here; whether the queue has this partition is the engine's check.
+pub(crate) fn parse_partition(v: &str) -> Result<u16, IntError> {
+    match parse_int(v, 0, u64::from(MAX_PARTITIONS) - 1) {
+        Ok(p) => u16::try_from(p).map_err(|_| IntError::OutOfRange(not_a_partition(v))),
+        Err(IntError::OutOfRange(_)) => Err(IntError::OutOfRange(not_a_partition(v))),
+        Err(e) => Err(e),
+    }
+}
+
+/// The refusal of partition `v`, which no queue has.
+pub(crate) fn not_a_partition(v: &str) -> String {
+    let shown: String = v.chars().take(32).collect();
+    format!(
+        "{shown} is not a partition: a queue's partitions are numbered from 0 to its \
+         partitions - 1, and no queue has more than {MAX_PARTITIONS}"
+    )
 }
 
 #[cfg(test)]
@@ -170,17 +258,67 @@ mod tests {
         assert!(q.int("limit", 1, 10).is_err());
         assert_eq!(q.bool("x").unwrap(), Some(true));
         let q = Query::parse(Some("x=yes"), &["x"]).unwrap();
-        assert!(q.bool("x").is_err());
+        let e = q.bool("x").unwrap_err();
+        assert_eq!(e.code(), "invalid_query");
+        // The message names every spelling accepted.
+        assert!(e.body().message.contains("true, false, 1 or 0"), "{}", e.body().message);
+        let q = Query::parse(Some("x=0&y=1"), &["x", "y"]).unwrap();
+        assert_eq!((q.bool("x").unwrap(), q.bool("y").unwrap()), (Some(false), Some(true)));
+    }
+
+    #[test]
+    fn query_values_are_decoded_strictly() {
+        let q = Query::parse(Some("key=a+b%2Bc%C3%A9&x&&y="), &["key", "x", "y"]).unwrap();
+        assert_eq!(q.get("key"), Some("a b+c\u{e9}"));
+        assert_eq!((q.get("x"), q.get("y")), (Some(""), Some("")));
+        // Bytes that are not UTF-8 are refused, never replaced by U+FFFD.
+        for query in ["key=%FF", "key=a%C3", "key=%ED%A0%80", "%FF=1", "k%FFey=1"] {
+            let e = Query::parse(Some(query), &["key"]).unwrap_err();
+            assert_eq!(e.code(), "invalid_query", "{query}");
+            assert!(e.body().message.contains("UTF-8"), "{query}: {}", e.body().message);
+        }
+        // A name that decodes to a known one is that one.
+        assert_eq!(Query::parse(Some("k%65y=v"), &["key"]).unwrap().get("key"), Some("v"));
+        assert!(Query::parse(Some("key=1&k%65y=2"), &["key"]).is_err());
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_invalid_values_and_malformed_ones_invalid_queries() {
+        let q =
+            Query::parse(Some("a=21&b=soon&c=99999999999999999999999&d=-1"), &["a", "b", "c", "d"])
+                .unwrap();
+        let e = q.int("a", 0, 20).unwrap_err();
+        assert_eq!(e.code(), "invalid_value");
+        assert_eq!(e.body().message, "query parameter a: 21 is not between 0 and 20");
+        assert_eq!(q.int("b", 0, 20).unwrap_err().code(), "invalid_query");
+        assert_eq!(q.int("c", 0, 20).unwrap_err().code(), "invalid_value");
+        assert_eq!(q.int("d", 0, 20).unwrap_err().code(), "invalid_query");
+    }
+
+    #[test]
+    fn partitions_are_bounded_by_the_most_a_queue_has() {
+        assert_eq!(parse_partition("0"), Ok(0));
+        assert_eq!(parse_partition("199"), Ok(199));
+        assert!(matches!(parse_partition("x"), Err(IntError::Malformed(_))));
+        for v in ["200", "65536", "99999999999999999999999"] {
+            let Err(IntError::OutOfRange(m)) = parse_partition(v) else {
+                panic!("{v} is out of range");
+            };
+            assert!(m.starts_with(&format!("{v} is not a partition")), "{m}");
+            assert!(m.contains("200") && !m.contains("18446744073709551615"), "{m}");
+        }
+        let q = Query::parse(Some("partition=200"), &["partition"]).unwrap();
+        assert_eq!(q.partition("partition").unwrap_err().code(), "invalid_value");
     }
 
     #[test]
     fn integers_are_bounded_and_never_overflow() {
         assert_eq!(parse_int("10", 0, 20), Ok(10));
-        assert!(parse_int("21", 0, 20).is_err());
-        assert!(parse_int("-1", 0, 20).is_err());
-        assert!(parse_int("+1", 0, 20).is_err());
-        assert!(parse_int("1.5", 0, 20).is_err());
-        assert!(parse_int("", 0, 20).is_err());
-        assert!(parse_int(&"9".repeat(400), 0, 20).is_err());
+        assert!(matches!(parse_int("21", 0, 20), Err(IntError::OutOfRange(_))));
+        assert!(matches!(parse_int("-1", 0, 20), Err(IntError::Malformed(_))));
+        assert!(matches!(parse_int("+1", 0, 20), Err(IntError::Malformed(_))));
+        assert!(matches!(parse_int("1.5", 0, 20), Err(IntError::Malformed(_))));
+        assert!(matches!(parse_int("", 0, 20), Err(IntError::Malformed(_))));
+        assert!(matches!(parse_int(&"9".repeat(400), 0, 20), Err(IntError::OutOfRange(_))));
     }
 }

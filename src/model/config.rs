@@ -10,9 +10,14 @@ use serde::{Deserialize, Serialize};
 /// Most partitions a queue may have (Queuey's limit; ids have room for 4096).
 pub const MAX_PARTITIONS: u16 = 200;
 
-const MAX_TTL: u64 = 14 * 24 * 3600;
-const MAX_VISIBILITY: u64 = 12 * 3600;
-const MAX_DELAY: u64 = 15 * 60;
+/// Fewest seconds a message lives.
+pub const MIN_TTL: u64 = 1;
+/// Most seconds a message lives (14 days, as SQS's retention).
+pub const MAX_TTL: u64 = 14 * 24 * 3600;
+/// Longest visibility timeout in seconds (12 hours, as SQS's).
+pub const MAX_VISIBILITY: u64 = 12 * 3600;
+/// Longest delay in seconds (15 minutes, as SQS's).
+pub const MAX_DELAY: u64 = 15 * 60;
 const MAX_RECEIVES: u32 = 1000;
 
 /// How a queue behaves. Every field has a default.
@@ -107,7 +112,7 @@ impl QueueConfig {
 
     /// Bounds a per-message time to live in seconds.
     pub fn check_ttl(secs: u64) -> Result<(), ConfigError> {
-        in_range("ttl", secs, 1, MAX_TTL)
+        in_range("ttl", secs, MIN_TTL, MAX_TTL)
     }
 
     /// Bounds a visibility timeout in seconds.

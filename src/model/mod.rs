@@ -6,7 +6,9 @@ mod id;
 mod name;
 mod record;
 
-pub use config::{ConfigError, QueueConfig, MAX_PARTITIONS};
+pub use config::{
+    ConfigError, QueueConfig, MAX_DELAY, MAX_PARTITIONS, MAX_TTL, MAX_VISIBILITY, MIN_TTL,
+};
 pub use id::MessageId;
 pub use name::{Name, NameError};
 pub use record::{MessageRecord, RecordError};

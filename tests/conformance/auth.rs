@@ -293,7 +293,12 @@ pub async fn keys_are_shown_once_scoped_and_revocable(c: &Client) {
     assert_eq!(call(c, admin, "GET", "/v1/keys", "").await.json(), before);
     call(c, admin, "DELETE", "/v1/keys/999999", "").await.expect_error(404, "key_not_found");
     call(c, admin, "DELETE", "/v1/keys/abc", "").await.expect_error(400, "invalid_key_id");
-    call(c, admin, "GET", "/v1/keys?limit=0", "").await.expect_error(400, "invalid_query");
+    call(c, admin, "GET", "/v1/keys?limit=0", "").await.expect_error(400, "invalid_value");
+    call(c, admin, "GET", "/v1/keys?limit=ten", "").await.expect_error(400, "invalid_query");
+    call(c, admin, "GET", "/v1/keys?cursor=0", "").await.expect_error(400, "invalid_query");
+    let r = call(c, admin, "DELETE", "/v1/keys/0", "").await;
+    r.expect_error(400, "invalid_key_id");
+    assert!(!r.message().contains(&u64::MAX.to_string()), "{}", r.message());
 
     // Revoked: refused with its own message, gone from the list, not revocable twice.
     call(c, admin, "DELETE", &format!("/v1/keys/{id}"), "").await.expect(204);

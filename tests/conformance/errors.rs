@@ -230,13 +230,13 @@ pub async fn bad_header_values_store_nothing(c: &Client) {
         ("edgeq-delay", "-5", "invalid_header"),
         ("edgeq-delay", "1.5", "invalid_header"),
         ("edgeq-delay", "", "invalid_header"),
-        ("edgeq-delay", "99999999999999999999999", "invalid_header"),
+        ("edgeq-delay", "99999999999999999999999", "invalid_value"),
         ("edgeq-delay", "901", "invalid_value"),
         ("edgeq-ttl", "forever", "invalid_header"),
         ("edgeq-ttl", "0", "invalid_value"),
         ("edgeq-ttl", "9999999", "invalid_value"),
         ("edgeq-partition", "x", "invalid_header"),
-        ("edgeq-partition", "5000", "invalid_header"),
+        ("edgeq-partition", "5000", "invalid_value"),
         ("idempotency-key", "has space", "invalid_header"),
         ("idempotency-key", &"k".repeat(65), "invalid_header"),
         ("content-type", "text/plain;\tcharset=utf-8", "invalid_header"),
@@ -253,6 +253,19 @@ pub async fn bad_header_values_store_nothing(c: &Client) {
             "{name}: {}",
             r.message()
         );
+    }
+    // Out-of-range refusals state the real bounds, never u64::MAX.
+    for (name, value, bounds) in [
+        ("edgeq-delay", "99999999999999999999999", "between 0 and 900"),
+        ("edgeq-ttl", "9999999", "between 1 and 1209600"),
+        ("edgeq-partition", "65536", "no queue has more than 200"),
+    ] {
+        let r = c
+            .send(c.req(Method::POST, "/v1/queues/w/messages").header(name, value).body("nope"))
+            .await;
+        r.expect_error(400, "invalid_value");
+        assert!(r.message().contains(bounds), "{name}: {}", r.message());
+        assert!(!r.message().contains(&u64::MAX.to_string()), "{name}: {}", r.message());
     }
     // A partition the queue does not have.
     let r = c
@@ -309,40 +322,60 @@ pub async fn wrong_methods_are_405_with_allow(c: &Client) {
 
 pub async fn bad_query_parameters(c: &Client) {
     let before = witness(c).await;
+    // Unknown, repeated or malformed (not of the parameter's type, not UTF-8 once
+    // percent-decoded, a cursor the server did not hand out): invalid_query.
     for path in [
-        "/v1/queues?limit=0",
-        "/v1/queues?limit=1001",
         "/v1/queues?limit=lots",
         "/v1/queues?details=maybe",
         "/v1/queues?colour=red",
         "/v1/queues?limit=1&limit=2",
-        "/v1/queues/w/messages?limit=0",
-        "/v1/queues/w/messages?limit=1001",
+        "/v1/queues?cursor=garbage",
+        "/v1/queues?prefix=%FF",
         "/v1/queues/w/messages?order=sideways",
+        "/v1/queues/w/messages?order=%FF",
         "/v1/queues/w/messages?after=nope",
         "/v1/queues/w?verbose=1",
     ] {
         c.get(path).await.expect_error(400, "invalid_query");
     }
     for path in [
-        "/v1/queues/w/pop?count=0",
-        "/v1/queues/w/pop?count=101",
         "/v1/queues/w/pop?count=-1",
-        "/v1/queues/w/receive?count=101",
-        "/v1/queues/w/receive?wait=21",
         "/v1/queues/w/receive?wait=soon",
         "/v1/queues/w/receive?visibility_timeout=x",
-        "/v1/queues/w/receive?partition=999",
         "/v1/queues/w/purge?all=true",
     ] {
         c.post(path).await.expect_error(400, "invalid_query");
     }
-    c.post("/v1/queues/w/receive?visibility_timeout=999999")
-        .await
-        .expect_error(400, "invalid_value");
-    c.send(c.req(Method::DELETE, "/v1/queues/w?if_empty=perhaps"))
-        .await
-        .expect_error(400, "invalid_query");
+    // Well-formed numbers out of range: invalid_value, whichever the parameter,
+    // and the message names the bounds.
+    for (path, bounds) in [
+        ("/v1/queues?limit=0", "between 1 and 1000"),
+        ("/v1/queues?limit=1001", "between 1 and 1000"),
+        ("/v1/queues/w/messages?limit=0", "between 1 and 1000"),
+        ("/v1/queues/w/messages?limit=1001", "between 1 and 1000"),
+        ("/v1/queues/w/messages?partition=200", "no queue has more than 200"),
+    ] {
+        let r = c.get(path).await;
+        r.expect_error(400, "invalid_value");
+        assert!(r.message().contains(bounds), "{path}: {}", r.message());
+    }
+    for (path, bounds) in [
+        ("/v1/queues/w/pop?count=0", "between 1 and 100"),
+        ("/v1/queues/w/pop?count=101", "between 1 and 100"),
+        ("/v1/queues/w/receive?count=101", "between 1 and 100"),
+        ("/v1/queues/w/receive?wait=21", "between 0 and 20"),
+        ("/v1/queues/w/receive?visibility_timeout=43201", "between 0 and 43200"),
+        ("/v1/queues/w/receive?visibility_timeout=999999", "between 0 and 43200"),
+        ("/v1/queues/w/receive?partition=999", "no queue has more than 200"),
+    ] {
+        let r = c.post(path).await;
+        r.expect_error(400, "invalid_value");
+        assert!(r.message().contains(bounds), "{path}: {}", r.message());
+    }
+    // Booleans are true, false, 1 or 0, and the refusal says so.
+    let r = c.send(c.req(Method::DELETE, "/v1/queues/w?if_empty=perhaps")).await;
+    r.expect_error(400, "invalid_query");
+    assert!(r.message().contains("true, false, 1 or 0"), "{}", r.message());
     unchanged(c, &before).await;
 }
 

@@ -144,6 +144,15 @@ pub async fn exchange_errors_store_nothing(c: &Client) {
     bind(c, "x", "missing", "k").await.expect_error(404, "queue_not_found");
     let long = "k".repeat(256);
     bind(c, "x", "q", &long).await.expect_error(400, "bad_request");
+    // A key that is not UTF-8 once percent-decoded is refused, never stored as
+    // U+FFFD; so is one ending in half a character.
+    for key in ["%FF", "a%C3"] {
+        for method in [Method::PUT, Method::DELETE] {
+            let r = c.send(c.req(method, &format!("/v1/exchanges/x/bindings/q?key={key}"))).await;
+            r.expect_error(400, "invalid_query");
+            assert!(r.message().contains("key"), "{key}: {}", r.message());
+        }
+    }
     publish(c, "x", &long, "m").await.expect_error(400, "invalid_header");
     c.send(c.req(Method::POST, "/v1/exchanges/x")).await.expect_error(405, "method_not_allowed");
     c.send(c.req(Method::GET, "/v1/exchanges/x/publish"))

@@ -107,6 +107,11 @@ pub async fn delete_if_empty(c: &Client) {
         .await
         .expect_error(409, "queue_not_empty");
     assert_eq!(c.count("q").await, 1, "a refused delete keeps the queue");
+    // `1` is `true`, as for every boolean parameter.
+    c.send(c.req(Method::DELETE, "/v1/queues/q?if_empty=1"))
+        .await
+        .expect_error(409, "queue_not_empty");
+    assert_eq!(c.count("q").await, 1, "a refused delete keeps the queue");
 
     c.send(c.req(Method::DELETE, "/v1/queues/q")).await.expect(204);
     c.get("/v1/queues/q").await.expect_error(404, "queue_not_found");

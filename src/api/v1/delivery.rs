@@ -10,7 +10,7 @@ use super::Cx;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::json;
 use crate::engine::{self, Env, Message, Receipt, ReceiveOptions};
-use crate::model::{Name, QueueConfig, MAX_PARTITIONS};
+use crate::model::{Name, QueueConfig, MAX_VISIBILITY};
 use crate::store::Store;
 use bytes::Bytes;
 use http::{Response, StatusCode};
@@ -59,18 +59,11 @@ pub(super) async fn receive<S: Store, E: Env>(
 ) -> Result<Response<Bytes>, ApiError> {
     let query = cx.query(&["count", "visibility_timeout", "wait", "partition"])?;
     let count = query.int("count", 1, MAX_COUNT)?;
-    let visibility_timeout = query.int("visibility_timeout", 0, u64::MAX)?;
-    if let Some(v) = visibility_timeout {
-        QueueConfig::check_visibility(v).map_err(engine::Error::from)?;
-    }
+    let visibility_timeout = query.int("visibility_timeout", 0, MAX_VISIBILITY)?;
     let wait = query.int("wait", 0, MAX_WAIT)?.unwrap_or(0);
-    let partition = query.int("partition", 0, u64::from(MAX_PARTITIONS) - 1)?;
-    // Both casts are bounded above (100, 199).
-    let opts = ReceiveOptions {
-        count: count.unwrap_or(1) as usize,
-        visibility_timeout,
-        partition: partition.map(|p| p as u16),
-    };
+    let partition = query.partition("partition")?;
+    // Bounded above by MAX_COUNT.
+    let opts = ReceiveOptions { count: count.unwrap_or(1) as usize, visibility_timeout, partition };
     let env = cx.engine.env();
     let deadline = env.now().saturating_add(wait * 1000);
     let mut interval = FIRST_POLL_INTERVAL;

@@ -4,9 +4,11 @@
 use super::wire::{self, bounded_list, MessagesJson};
 use super::Cx;
 use crate::api::error::ApiError;
-use crate::api::json;
+use crate::api::{json, router};
 use crate::engine::{self, BrowseOptions, Env, NewMessage, Order, Sent};
-use crate::model::{MessageId, Name, QueueConfig, MAX_BODY_LEN, MAX_PARTITIONS};
+use crate::model::{
+    MessageId, Name, QueueConfig, MAX_BODY_LEN, MAX_DELAY, MAX_PARTITIONS, MAX_TTL, MIN_TTL,
+};
 use crate::store::Store;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -74,15 +76,9 @@ pub(super) async fn send<S: Store, E: Env>(
 /// A message from a raw body and the `Edgeq-*`, `Idempotency-Key` and
 /// `Content-Type` headers (single sends and publishes).
 pub(super) fn raw_new_message(h: &HeaderMap, body: Bytes) -> Result<NewMessage, ApiError> {
-    let delay = wire::int_header(h, DELAY, 0, u64::MAX)?;
-    if let Some(d) = delay {
-        QueueConfig::check_delay(d).map_err(engine::Error::from)?;
-    }
-    let ttl = wire::int_header(h, TTL, 0, u64::MAX)?;
-    if let Some(t) = ttl {
-        QueueConfig::check_ttl(t).map_err(engine::Error::from)?;
-    }
-    let partition = wire::int_header(h, PARTITION, 0, u64::from(MAX_PARTITIONS) - 1)?;
+    let delay = wire::int_header(h, DELAY, 0, MAX_DELAY)?;
+    let ttl = wire::int_header(h, TTL, MIN_TTL, MAX_TTL)?;
+    let partition = wire::partition_header(h, PARTITION)?;
     let idempotency_key = wire::header(h, IDEMPOTENCY_KEY)?
         .map(|k| {
             wire::idempotency_key(k).map_err(|m| {
@@ -92,15 +88,7 @@ pub(super) fn raw_new_message(h: &HeaderMap, body: Bytes) -> Result<NewMessage, 
         .transpose()?;
     let content_type = wire::content_type_header(h)?;
     body_size(body.len())?;
-    Ok(NewMessage {
-        body,
-        content_type,
-        delay,
-        ttl,
-        // Bounded by MAX_PARTITIONS above, so it fits.
-        partition: partition.map(|p| p as u16),
-        idempotency_key,
-    })
+    Ok(NewMessage { body, content_type, delay, ttl, partition, idempotency_key })
 }
 
 /// One entry of a batch send.
@@ -112,7 +100,8 @@ struct BatchEntry {
     content_type: Option<String>,
     delay: Option<u64>,
     ttl: Option<u64>,
-    partition: Option<u16>,
+    /// Wider than a partition, so that one out of bounds is `invalid_value`.
+    partition: Option<u64>,
     idempotency_key: Option<String>,
 }
 
@@ -153,9 +142,15 @@ impl BatchEntry {
         if let Some(t) = self.ttl {
             QueueConfig::check_ttl(t).map_err(invalid)?;
         }
-        if self.partition.is_some_and(|p| p >= MAX_PARTITIONS) {
-            return Err(bad(format!("partition must be below {MAX_PARTITIONS}")));
-        }
+        let partition = self
+            .partition
+            .map(|p| {
+                u16::try_from(p).ok().filter(|p| *p < MAX_PARTITIONS).ok_or_else(|| {
+                    let m = format!("partition: {}", router::not_a_partition(&p.to_string()));
+                    ApiError::bad_request("invalid_value", at(m))
+                })
+            })
+            .transpose()?;
         let content_type =
             self.content_type.map(|c| wire::content_type(&c).map_err(bad)).transpose()?;
         let idempotency_key =
@@ -165,7 +160,7 @@ impl BatchEntry {
             content_type,
             delay: self.delay,
             ttl: self.ttl,
-            partition: self.partition,
+            partition,
             idempotency_key,
         })
     }
@@ -257,14 +252,9 @@ pub(super) async fn browse<S: Store, E: Env>(
             ))
         }
     };
-    let partition = query.int("partition", 0, u64::from(MAX_PARTITIONS) - 1)?;
-    // Both casts are bounded above (1000, 199).
-    let opts = BrowseOptions {
-        after,
-        limit: limit as usize,
-        order,
-        partition: partition.map(|p| p as u16),
-    };
+    let partition = query.partition("partition")?;
+    // Bounded above by MAX_BROWSE_LIMIT.
+    let opts = BrowseOptions { after, limit: limit as usize, order, partition };
     let msgs = cx.engine.browse(cx.ns, q, opts).await?;
     let next = if msgs.len() as u64 >= limit { msgs.last().map(|m| m.id) } else { None };
     Ok(json::response(StatusCode::OK, &MessagesJson::new(&msgs, Some(next))))
@@ -329,7 +319,13 @@ mod tests {
         assert_eq!(entry(r#"{"body_base64":"!!"}"#).unwrap_err().code(), "invalid_body");
         assert_eq!(entry(r#"{"body":"a","delay":901}"#).unwrap_err().code(), "invalid_value");
         assert_eq!(entry(r#"{"body":"a","ttl":0}"#).unwrap_err().code(), "invalid_value");
-        assert!(entry(r#"{"body":"a","partition":200}"#).is_err());
+        for p in ["200", "65536"] {
+            let e = entry(&format!("{{\"body\":\"a\",\"partition\":{p}}}")).unwrap_err();
+            assert_eq!(e.code(), "invalid_value", "{p}");
+            assert!(e.body().message.starts_with("messages[3]: partition: "), "{p}");
+        }
+        assert_eq!(entry(r#"{"body":"a","partition":199}"#).unwrap().partition, Some(199));
+        assert!(serde_json::from_str::<BatchEntry>(r#"{"body":"a","partition":-1}"#).is_err());
         assert!(entry(r#"{"body":"a","idempotency_key":""}"#).is_err());
         assert!(serde_json::from_str::<BatchEntry>(r#"{"body":"a","extra":1}"#).is_err());
     }

@@ -35,14 +35,25 @@ pub(super) async fn list<S: Store, E: Env>(cx: &Cx<'_, S, E>) -> Result<Response
         }
     }
     let cursor = q.get("cursor").filter(|c| !c.is_empty());
-    if cursor.is_some_and(|c| c.len() > MAX_CURSOR_LEN) {
-        return Err(ApiError::bad_request(
+    let bad_cursor = || {
+        ApiError::bad_request(
             "invalid_query",
             "query parameter cursor: not a cursor this server handed out",
-        ));
+        )
+    };
+    if cursor.is_some_and(|c| c.len() > MAX_CURSOR_LEN) {
+        return Err(bad_cursor());
     }
-    // `limit` is at most MAX_LIST_LIMIT, so the cast cannot truncate.
-    let page = cx.engine.list_queues(cx.ns, prefix, limit as usize, cursor, details).await?;
+    // `limit` is at most MAX_LIST_LIMIT, so the cast cannot truncate. The cursor's
+    // format is the engine's: the one argument of a listing it refuses as a bad
+    // request is a cursor it did not hand out, a malformed query parameter here.
+    let page =
+        cx.engine.list_queues(cx.ns, prefix, limit as usize, cursor, details).await.map_err(
+            |e| match e {
+                crate::engine::Error::BadRequest(_) if cursor.is_some() => bad_cursor(),
+                e => ApiError::from(e),
+            },
+        )?;
     #[derive(Serialize)]
     struct Page<'a> {
         queues: Vec<QueueJson<'a>>,

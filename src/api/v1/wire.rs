@@ -68,7 +68,8 @@ pub(crate) fn header<'h>(h: &'h HeaderMap, name: &str) -> Result<Option<&'h str>
     })
 }
 
-/// An integer header within `lo..=hi`.
+/// An integer header within `lo..=hi`: not a number is `invalid_header`, a
+/// number out of bounds `invalid_value`.
 pub(crate) fn int_header(
     h: &HeaderMap,
     name: &str,
@@ -78,7 +79,18 @@ pub(crate) fn int_header(
     header(h, name)?
         .map(|v| {
             router::parse_int(v.trim(), lo, hi)
-                .map_err(|m| ApiError::bad_request("invalid_header", format!("header {name}: {m}")))
+                .map_err(|e| e.into_api("invalid_header", "header", name))
+        })
+        .transpose()
+}
+
+/// A partition header (below the most partitions a queue may have; whether the
+/// queue has it is the engine's check).
+pub(crate) fn partition_header(h: &HeaderMap, name: &str) -> Result<Option<u16>, ApiError> {
+    header(h, name)?
+        .map(|v| {
+            router::parse_partition(v.trim())
+                .map_err(|e| e.into_api("invalid_header", "header", name))
         })
         .transpose()
 }
@@ -314,6 +326,17 @@ mod tests {
         assert_eq!(int_header(&h, "edgeq-ttl", 0, 10).unwrap(), None);
         h.insert("edgeq-delay", HeaderValue::from_static("soon"));
         assert_eq!(int_header(&h, "edgeq-delay", 0, 10).unwrap_err().code(), "invalid_header");
+        // A number out of bounds is well-formed: invalid_value, naming the bounds.
+        h.insert("edgeq-delay", HeaderValue::from_static("99999999999999999999999"));
+        let e = int_header(&h, "edgeq-delay", 0, crate::model::MAX_DELAY).unwrap_err();
+        assert_eq!(e.code(), "invalid_value");
+        assert!(e.body().message.ends_with("is not between 0 and 900"), "{}", e.body().message);
+        h.insert("edgeq-partition", HeaderValue::from_static("65536"));
+        let e = partition_header(&h, "edgeq-partition").unwrap_err();
+        assert_eq!(e.code(), "invalid_value");
+        assert!(e.body().message.contains("65536 is not a partition"), "{}", e.body().message);
+        h.insert("edgeq-partition", HeaderValue::from_static(" 7 "));
+        assert_eq!(partition_header(&h, "edgeq-partition").unwrap(), Some(7));
         h.append("edgeq-delay", HeaderValue::from_static("1"));
         assert!(header(&h, "edgeq-delay").is_err());
         h.insert("x", HeaderValue::from_bytes(b"\xe9").unwrap());

@@ -109,7 +109,8 @@ impl<S: Store, E: Env> Engine<S, E> {
                 let (raw, state) = (found.next().flatten(), found.next().flatten());
                 let Some(raw) = raw.filter(|_| out.len() < opts.limit) else { continue };
                 let slot = Slot::new(&ring, i);
-                let rec = MessageRecord::decode(&raw).map_err(|_| Error::Corrupt(slot.keys.record()));
+                let rec =
+                    MessageRecord::decode(&raw).map_err(|_| Error::Corrupt(slot.keys.record()));
                 let rec = match rec? {
                     rec if rec.chunks == 0 => rec,
                     // The body is in chunks: read it whole.

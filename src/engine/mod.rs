@@ -121,8 +121,11 @@
 //! delete-by-id override blocks it. Once the lease has ended, any newer live
 //! claim may have won: the receipt is stale (409) and the old record is put back
 //! (not abandoned, so that a claimant it conflicted with keeps seeing it).
-//! Acking a message that is gone succeeds. Delete by id takes a new claim,
-//! `Override { until }`, that ignores older leases.
+//! Acking a message that is gone succeeds, even when the ack lost to a newer
+//! claim; only an ack that finishes the message counts it out of flight (one
+//! gone was counted out by whoever finished it). Delete by id takes a new claim,
+//! `Override { until }`, that ignores older leases and counts the lease it ends
+//! out of flight.
 //!
 //! # Pop, receive, redelivery (`deliver.rs`; the scan behind the head: `scan.rs`)
 //!

@@ -193,6 +193,9 @@
 //!
 //! Send: 6 store calls plus one per 1 MiB chunk; with an idempotency key, 5
 //! more, and a cleaning step of about 6 one keyed send in eight (`idem.rs`).
+//! One that finds the queue full peeks at the heads of up to 4 partitions (2
+//! calls each) and drops what expired there (about a pop's cost each, 8 per
+//! partition at most: `reap_expired`) before it is refused or goes on.
 //! Pop of one message: about 12, independent of depth and of the number in
 //! flight (a scan adds 4 one call in eight, and 2 per further batch it sweeps);
 //! 2 fewer deep in a backlog, where a take skips the emptiness check on an

@@ -6,7 +6,7 @@ use super::queues::Queue;
 use super::ring::GRACE;
 use super::send::check_content_type;
 use super::slot::{Claim, Slot, CHUNK, INLINE_BODY};
-use super::{BrowseOptions, Engine, Env, Error, Message, Order, Result};
+use super::{BrowseOptions, BrowsePage, Engine, Env, Error, Message, Order, Result};
 use crate::model::{MessageId, MessageRecord, Millis, Name, MAX_BODY_LEN};
 use crate::store::Store;
 use bytes::Bytes;
@@ -20,8 +20,10 @@ const BROWSE_BATCH: u64 = 100;
 const BROWSE_SCAN: u64 = 10_000;
 
 impl<S: Store, E: Env> Engine<S, E> {
-    /// Reads messages without consuming them, partition by partition.
-    pub async fn browse(&self, ns: &Name, q: &Name, opts: BrowseOptions) -> Result<Vec<Message>> {
+    /// Reads messages without consuming them, partition by partition; at most
+    /// [`BROWSE_SCAN`] slots per call, so the page may end short of `limit` with
+    /// a `next_after` to go on from.
+    pub async fn browse(&self, ns: &Name, q: &Name, opts: BrowseOptions) -> Result<BrowsePage> {
         if opts.limit == 0 || opts.limit > MAX_BROWSE {
             return Err(Error::BadRequest(format!("limit must be 1..={MAX_BROWSE}")));
         }
@@ -46,14 +48,21 @@ impl<S: Store, E: Env> Engine<S, E> {
         let now = self.env.now();
         let mut out = Vec::new();
         let mut budget = BROWSE_SCAN;
+        let mut read = None;
         for p in lanes {
             let from = opts.after.filter(|a| a.partition() == p).map(|a| a.slot());
-            self.browse_lane(&queue, p, from, &opts, now, &mut budget, &mut out).await?;
+            read = self.browse_lane(&queue, p, from, &opts, now, &mut budget, &mut out).await?;
             if out.len() >= opts.limit || budget == 0 {
                 break;
             }
         }
-        Ok(out)
+        let next_after = match (out.len() >= opts.limit, read) {
+            (true, _) => out.last().map(|m| m.id),
+            // The slot budget ran out first: go on from the last slot read.
+            (false, Some((p, slot))) if budget == 0 => Some(MessageId::new(0, queue.inc, p, slot)),
+            _ => None,
+        };
+        Ok(BrowsePage { messages: out, next_after })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -66,8 +75,9 @@ impl<S: Store, E: Env> Engine<S, E> {
         now: Millis,
         budget: &mut u64,
         out: &mut Vec<Message>,
-    ) -> Result<()> {
+    ) -> Result<Option<(u16, u64)>> {
         let ring = queue.keys.ring(p);
+        let mut read = None;
         let low = self.low(&ring).await?;
         let tail = self.store.increment(&ring.tail(), 0).await?.max(0) as u64;
         let (mut lo, mut hi) = (low, tail);
@@ -94,6 +104,7 @@ impl<S: Store, E: Env> Engine<S, E> {
                     range
                 }
             };
+            read = range.last().map(|&i| (p, i));
             // Each slot's record and state: a slot with no state was never
             // delivered (receive writes one), so only the others' delivery
             // counters are read.
@@ -130,7 +141,7 @@ impl<S: Store, E: Env> Engine<S, E> {
                 out.push(message(rec, receives, None));
             }
         }
-        Ok(())
+        Ok(read)
     }
 
     async fn slot_of(&self, queue: &Queue, id: MessageId) -> Result<Slot> {

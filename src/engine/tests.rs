@@ -81,6 +81,7 @@ fn browsing_shows_how_often_each_message_was_received() {
     let opts = BrowseOptions { after: None, limit: 10, order: Order::Ascending, partition: None };
     let counts: Vec<(String, u32)> = block_on(e.browse(&n("ns"), &n("q"), opts))
         .unwrap()
+        .messages
         .into_iter()
         .map(|m| (String::from_utf8(m.body.to_vec()).unwrap(), m.receive_count))
         .collect();
@@ -642,6 +643,7 @@ fn browse_by_id_and_overwrite_and_delete() {
         let opts = BrowseOptions { after, limit: 100, order, partition: None };
         block_on(e.browse(&n("ns"), &n("q"), opts))
             .unwrap()
+            .messages
             .into_iter()
             .map(|m| String::from_utf8(m.body.to_vec()).unwrap())
             .collect::<Vec<_>>()
@@ -662,6 +664,35 @@ fn browse_by_id_and_overwrite_and_delete() {
         Err(Error::MessageNotFound(_))
     ));
     assert_eq!(all(Order::Ascending, None), ["zero", "4", "1", "3"]);
+}
+
+#[test]
+fn a_browse_that_runs_out_of_slots_to_read_says_where_to_go_on() {
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    // A message held at the low-water mark, 10,000 consumed ones behind it (not
+    // swept: the held one keeps the mark), then one more.
+    send(&e, "q", "held");
+    assert_eq!(receive(&e, "q", 60).len(), 1);
+    for i in 0..10_000 {
+        send(&e, "q", &i.to_string());
+    }
+    assert_eq!(pop_bodies(&e, "q", 100).len(), 100);
+    for _ in 1..100 {
+        assert_eq!(pop_bodies(&e, "q", 100).len(), 100);
+    }
+    send(&e, "q", "last");
+    let browse = |after| {
+        let opts = BrowseOptions { after, limit: 10, order: Order::Ascending, partition: None };
+        block_on(e.browse(&n("ns"), &n("q"), opts)).unwrap()
+    };
+    let first = browse(None);
+    let bodies = |p: &BrowsePage| p.messages.iter().map(|m| m.body.clone()).collect::<Vec<_>>();
+    assert_eq!(bodies(&first), ["held"], "the slot budget ends the page");
+    let next = first.next_after.expect("a place to go on from, not the end");
+    let second = browse(Some(next));
+    assert_eq!(bodies(&second), ["last"]);
+    assert_eq!(second.next_after, None);
 }
 
 #[test]

@@ -173,6 +173,18 @@ pub struct BrowseOptions {
     pub partition: Option<u16>,
 }
 
+/// One page of a browse.
+#[derive(Debug, Clone, Default)]
+pub struct BrowsePage {
+    /// The messages, in the order asked for.
+    pub messages: Vec<Message>,
+    /// Where the next page starts (its `after`), or `None` when this one reached
+    /// the end. Usually the last message's id; after a long run of slots whose
+    /// messages are gone, the id of the last slot read (a place, naming no
+    /// message), so a page that is not full does not read as the end.
+    pub next_after: Option<MessageId>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -389,11 +389,13 @@ async fn items<S: Store, E: Env>(engine: &Engine<S, E>, ns: &Name, q: &str) -> R
         let opts =
             BrowseOptions { after, limit: MAX_BROWSE, order: Order::Ascending, partition: None };
         let page = engine.browse(ns, &name, opts).await.map_err(|e| refuse(e, &shown))?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        for msg in page.iter().take(MAX_ITEMS - items.len()) {
+        for msg in page.messages.iter().take(MAX_ITEMS - items.len()) {
             bytes += msg.body.len();
             items.push(String::from_utf8_lossy(&msg.body).into_owned());
+        }
+        after = page.next_after;
+        if after.is_none() {
+            break;
         }
     }
     let mut m = Message::new(format!("items in queue {shown}"));

@@ -255,9 +255,8 @@ pub(super) async fn browse<S: Store, E: Env>(
     let partition = query.partition("partition")?;
     // Bounded above by MAX_BROWSE_LIMIT.
     let opts = BrowseOptions { after, limit: limit as usize, order, partition };
-    let msgs = cx.engine.browse(cx.ns, q, opts).await?;
-    let next = if msgs.len() as u64 >= limit { msgs.last().map(|m| m.id) } else { None };
-    Ok(json::response(StatusCode::OK, &MessagesJson::new(&msgs, Some(next))))
+    let page = cx.engine.browse(cx.ns, q, opts).await?;
+    Ok(json::response(StatusCode::OK, &MessagesJson::new(&page.messages, Some(page.next_after))))
 }
 
 /// `GET /v1/queues/{q}/messages/{id}`: the raw body with metadata headers.

@@ -294,11 +294,13 @@ async fn browse_lane<S: Store, E: Env>(
     for _ in 0..MAX_PAGES {
         let opts = BrowseOptions { after, limit: MAX_BROWSE, order, partition: Some(p) };
         let page = cx.cx.engine.browse(&cx.ns, q, opts).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        out.extend(page.into_iter().filter(|m| passes(m.id)));
+        out.extend(page.messages.into_iter().filter(|m| passes(m.id)));
         if out.len() >= limit {
             out.truncate(limit);
+            break;
+        }
+        after = page.next_after;
+        if after.is_none() {
             break;
         }
     }

@@ -21,7 +21,7 @@ const BROWSE_SCAN: u64 = 10_000;
 
 impl<S: Store, E: Env> Engine<S, E> {
     /// Reads messages without consuming them, partition by partition; at most
-    /// [`BROWSE_SCAN`] slots per call, so the page may end short of `limit` with
+    /// `BROWSE_SCAN` slots per call, so the page may end short of `limit` with
     /// a `next_after` to go on from.
     pub async fn browse(&self, ns: &Name, q: &Name, opts: BrowseOptions) -> Result<BrowsePage> {
         if opts.limit == 0 || opts.limit > MAX_BROWSE {

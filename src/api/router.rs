@@ -189,15 +189,23 @@ pub(crate) fn parse_int(v: &str, lo: u64, hi: u64) -> Result<u64, IntError> {
 /// Parses a partition number. Only the most partitions a queue may have is
 /// known here; whether the queue has this partition is the engine's check.
 pub(crate) fn parse_partition(v: &str) -> Result<u16, IntError> {
-    match parse_int(v, 0, u64::from(MAX_PARTITIONS) - 1) {
-        Ok(p) => u16::try_from(p).map_err(|_| IntError::OutOfRange(not_a_partition(v))),
+    match parse_int(v, 0, u64::MAX) {
+        Ok(p) => partition(p),
         Err(IntError::OutOfRange(_)) => Err(IntError::OutOfRange(not_a_partition(v))),
         Err(e) => Err(e),
     }
 }
 
+/// Partition number `p`, if some queue may have it (below [`MAX_PARTITIONS`]).
+pub(crate) fn partition(p: u64) -> Result<u16, IntError> {
+    u16::try_from(p)
+        .ok()
+        .filter(|p| *p < MAX_PARTITIONS)
+        .ok_or_else(|| IntError::OutOfRange(not_a_partition(&p.to_string())))
+}
+
 /// The refusal of partition `v`, which no queue has.
-pub(crate) fn not_a_partition(v: &str) -> String {
+fn not_a_partition(v: &str) -> String {
     let shown: String = v.chars().take(32).collect();
     format!(
         "{shown} is not a partition: a queue's partitions are numbered from 0 to its \

@@ -6,9 +6,7 @@ use super::Cx;
 use crate::api::error::ApiError;
 use crate::api::{json, router};
 use crate::engine::{self, BrowseOptions, Env, NewMessage, Order, Sent};
-use crate::model::{
-    MessageId, Name, QueueConfig, MAX_BODY_LEN, MAX_DELAY, MAX_PARTITIONS, MAX_TTL, MIN_TTL,
-};
+use crate::model::{MessageId, Name, QueueConfig, MAX_BODY_LEN, MAX_DELAY, MAX_TTL, MIN_TTL};
 use crate::store::Store;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -145,9 +143,8 @@ impl BatchEntry {
         let partition = self
             .partition
             .map(|p| {
-                u16::try_from(p).ok().filter(|p| *p < MAX_PARTITIONS).ok_or_else(|| {
-                    let m = format!("partition: {}", router::not_a_partition(&p.to_string()));
-                    ApiError::bad_request("invalid_value", at(m))
+                router::partition(p).map_err(|e| {
+                    ApiError::bad_request("invalid_value", at(format!("partition: {e}")))
                 })
             })
             .transpose()?;

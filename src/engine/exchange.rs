@@ -19,8 +19,12 @@
 //! half-way has stored the message in some queues only, and its client got no
 //! answer. With an `Idempotency-Key` the retry stores it in the rest and nothing
 //! twice (each queue remembers the key); without one a retry may duplicate.
-//! Queues deleted after binding are skipped (their bindings are dead weight until
-//! unbound). The log is capped at [`MAX_BINDING_CHANGES`] entries per exchange
+//! A binding lives as long as the queue it binds, as in RabbitMQ: each entry
+//! records which creation of the queue it bound (the queue's list `index`, new
+//! with every creation and kept by purge and reconfiguration), and a binding
+//! whose queue was deleted, or deleted and created again, is dropped when the
+//! set is read (one `get_many` of the bound queues' metadata): a re-created
+//! queue starts with no bindings. The log is capped at [`MAX_BINDING_CHANGES`] entries per exchange
 //! incarnation so a publish costs a bounded number of store calls; re-create the
 //! exchange to start a fresh log. Delete deletes the old incarnation's log.
 
@@ -132,6 +136,10 @@ struct LogEntry {
     key: String,
     #[serde(rename = "b")]
     bound: bool,
+    /// The list index of the queue that a bind bound (absent: written before
+    /// the field existed, or by an unbind).
+    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
+    index: Option<u64>,
 }
 
 /// A live exchange resolved from its name.
@@ -193,13 +201,13 @@ impl<S: Store, E: Env> Engine<S, E> {
 
     /// Binds queue `q` to exchange `x` with `key` (idempotent).
     pub async fn bind(&self, ns: &Name, x: &Name, q: &Name, key: &str) -> Result<()> {
-        self.queue(ns, q).await?;
-        self.log_binding(ns, x, q, key, true).await
+        let queue = self.queue(ns, q).await?;
+        self.log_binding(ns, x, q, key, Some(queue.meta.index)).await
     }
 
     /// Removes the binding of `q` to `x` with `key` (idempotent).
     pub async fn unbind(&self, ns: &Name, x: &Name, q: &Name, key: &str) -> Result<()> {
-        self.log_binding(ns, x, q, key, false).await
+        self.log_binding(ns, x, q, key, None).await
     }
 
     /// Sends `message` to every queue bound to `x` whose binding matches `key`,
@@ -269,7 +277,7 @@ impl<S: Store, E: Env> Engine<S, E> {
         x: &Name,
         q: &Name,
         key: &str,
-        bound: bool,
+        bound: Option<u64>,
     ) -> Result<()> {
         check_key(key)?;
         let ex = self.live_exchange(ns, x).await?;
@@ -277,12 +285,18 @@ impl<S: Store, E: Env> Engine<S, E> {
         if n > MAX_BINDING_CHANGES {
             return Err(Error::TooManyBindingChanges(x.to_string()));
         }
-        let entry = LogEntry { queue: q.to_string(), key: key.to_owned(), bound };
+        let entry = LogEntry {
+            queue: q.to_string(),
+            key: key.to_owned(),
+            bound: bound.is_some(),
+            index: bound,
+        };
         let v = serde_json::to_vec(&entry).map_err(|e| Error::BadRequest(e.to_string()))?;
         Ok(self.store.set(&keys::binding_log_entry(ns, x, ex.inc, n), &v).await?)
     }
 
-    /// The binding set of incarnation `inc`: the log replayed in ticket order.
+    /// The binding set of incarnation `inc`: the log replayed in ticket order,
+    /// less the bindings whose queue is gone or was created again since.
     async fn bindings(&self, ns: &Name, x: &Name, inc: u64) -> Result<Vec<Binding>> {
         let len = self.store.increment(&keys::binding_log_len(ns, x, inc), 0).await?;
         let len = (len.max(0) as u64).min(MAX_BINDING_CHANGES);
@@ -291,15 +305,26 @@ impl<S: Store, E: Env> Engine<S, E> {
         }
         let entry_keys: Vec<String> =
             (1..=len).map(|n| keys::binding_log_entry(ns, x, inc, n)).collect();
-        let mut set: Vec<Binding> = Vec::new();
+        let mut set: Vec<(Binding, Option<u64>)> = Vec::new();
         for e in self.store.get_many(&entry_keys).await?.into_iter().flatten() {
             let Ok(e) = serde_json::from_slice::<LogEntry>(&e) else { continue };
-            set.retain(|b| b.queue != e.queue || b.key != e.key);
+            set.retain(|(b, _)| b.queue != e.queue || b.key != e.key);
             if e.bound {
-                set.push(Binding { queue: e.queue, key: e.key });
+                set.push((Binding { queue: e.queue, key: e.key }, e.index));
             }
         }
-        Ok(set)
+        let mut queues: Vec<String> = set.iter().map(|(b, _)| b.queue.clone()).collect();
+        queues.sort_unstable();
+        queues.dedup();
+        let live = self.live_indexes(ns, &queues).await?;
+        Ok(set
+            .into_iter()
+            .filter(|(b, index)| {
+                let at = queues.binary_search(&b.queue).ok();
+                at.and_then(|i| live[i]).is_some_and(|live| index.is_none_or(|i| i == live))
+            })
+            .map(|(b, _)| b)
+            .collect())
     }
 }
 

@@ -105,6 +105,29 @@ impl<S: Store, E: Env> Engine<S, E> {
         Ok(self.store.set(&keys::queue_meta(ns, q), &v).await?)
     }
 
+    /// The list index of each live queue among `names` (one `get_many`); `None`
+    /// for a name that is no queue's, or a deleted one's.
+    pub(crate) async fn live_indexes(
+        &self,
+        ns: &Name,
+        names: &[String],
+    ) -> Result<Vec<Option<u64>>> {
+        let valid: Vec<Name> = names.iter().filter_map(|q| Name::new(q).ok()).collect();
+        let keys: Vec<String> = valid.iter().map(|q| keys::queue_meta(ns, q)).collect();
+        if keys.is_empty() {
+            return Ok(vec![None; names.len()]);
+        }
+        let mut found = self.store.get_many(&keys).await?.into_iter();
+        Ok(names
+            .iter()
+            .map(|q| match Name::new(q) {
+                Ok(_) => found.next().flatten(),
+                Err(_) => None,
+            })
+            .map(|v| v.and_then(decode_meta).filter(|m| !m.deleted).map(|m| m.index))
+            .collect())
+    }
+
     /// The live queue `q`, or `QueueNotFound`.
     pub(crate) async fn queue(&self, ns: &Name, q: &Name) -> Result<Queue> {
         match self.read_meta(ns, q).await? {

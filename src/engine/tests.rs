@@ -807,11 +807,23 @@ fn exchanges_route_by_kind_once_per_queue() {
     block_on(e.bind(&ns, &n("t"), &n("b"), "ignored")).unwrap();
     let routed = block_on(e.publish(&ns, &n("t"), "any", msg("f"))).unwrap();
     assert_eq!(routed.len(), 2);
-    // Binding a missing queue is refused; a deleted queue is skipped on publish.
+    // Binding a missing queue is refused; a binding lives as long as its queue:
+    // a purge keeps it, a delete ends it, even once the name is created again.
     assert!(block_on(e.bind(&ns, &n("t"), &n("nope"), "")).is_err());
+    block_on(e.purge_queue(&ns, &n("b"))).unwrap();
     block_on(e.delete_queue(&ns, &n("c"), false)).unwrap();
-    let routed = block_on(e.publish(&ns, &n("t"), "any", msg("g"))).unwrap();
-    assert_eq!(routed.iter().map(|r| r.queue.as_str()).collect::<Vec<_>>(), ["b"]);
+    let routed_to = |e: &Engine<MemoryStore, ManualEnv>| {
+        let routed = block_on(e.publish(&ns, &n("t"), "any", msg("g"))).unwrap();
+        routed.into_iter().map(|r| r.queue).collect::<Vec<_>>()
+    };
+    assert_eq!(routed_to(&e), ["b"]);
+    create(&e, "c", QueueConfig::default());
+    assert_eq!(routed_to(&e), ["b"], "a re-created queue starts unbound");
+    let bound = block_on(e.get_exchange(&ns, &n("t"))).unwrap().bindings;
+    assert_eq!(bound.iter().map(|b| b.queue.as_str()).collect::<Vec<_>>(), ["b"]);
+    assert!(pop_bodies(&e, "c", 5).is_empty());
+    block_on(e.bind(&ns, &n("t"), &n("c"), "")).unwrap();
+    assert_eq!(routed_to(&e), ["b", "c"]);
 }
 
 #[test]

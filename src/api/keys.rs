@@ -116,8 +116,10 @@ pub(crate) async fn handle<S: Store, E: Env>(
             } else {
                 let q = router::Query::parse(parts.uri.query(), &["cursor", "limit"])?;
                 // A cursor is the `next_cursor` of a page: any other is malformed.
+                // An empty one is the first page, as for `/v1/queues`.
                 let start = q
                     .get("cursor")
+                    .filter(|c| !c.is_empty())
                     .map(|c| {
                         router::parse_int(c, 1, u64::MAX).map_err(|_| {
                             ApiError::bad_request(

@@ -291,6 +291,8 @@ pub async fn keys_are_shown_once_scoped_and_revocable(c: &Client) {
         call(c, admin, "POST", "/v1/keys", body).await.expect_error(400, code);
     }
     assert_eq!(call(c, admin, "GET", "/v1/keys", "").await.json(), before);
+    let first_page = call(c, admin, "GET", "/v1/keys?cursor=", "").await;
+    assert_eq!(first_page.expect(200).json(), before, "an empty cursor is the first page");
     call(c, admin, "DELETE", "/v1/keys/999999", "").await.expect_error(404, "key_not_found");
     call(c, admin, "DELETE", "/v1/keys/abc", "").await.expect_error(400, "invalid_key_id");
     call(c, admin, "GET", "/v1/keys?limit=0", "").await.expect_error(400, "invalid_value");

@@ -69,10 +69,18 @@ pub async fn direct_exchange_routes_by_key(c: &Client) {
     assert_eq!(r.json()["routed"], 0);
     assert_eq!(r.json()["queues"], json!([]));
 
-    // Unbinding stops delivery; deleting the exchange makes it 404.
+    // Unbinding stops delivery; so does deleting the queue, for good: a queue
+    // created again under the name starts unbound (as in RabbitMQ).
     c.send(c.req(Method::DELETE, "/v1/exchanges/my-exchange/bindings/audit?key=user"))
         .await
         .expect(204);
+    assert_eq!(publish(c, "my-exchange", "user", "{}").await.json()["routed"], 1);
+    c.send(c.req(Method::DELETE, "/v1/queues/user")).await.expect(204);
+    c.create("user", json!({})).await;
+    assert_eq!(publish(c, "my-exchange", "user", "{}").await.json()["routed"], 0);
+    assert_eq!(c.get("/v1/exchanges/my-exchange").await.json()["bindings"], json!([]));
+    assert_eq!(pop_body(c, "user").await, None);
+    bind(c, "my-exchange", "user", "user").await.expect(204);
     assert_eq!(publish(c, "my-exchange", "user", "{}").await.json()["routed"], 1);
     c.send(c.req(Method::DELETE, "/v1/exchanges/my-exchange")).await.expect(204);
     c.get("/v1/exchanges/my-exchange").await.expect_error(404, "exchange_not_found");
@@ -143,7 +151,9 @@ pub async fn exchange_errors_store_nothing(c: &Client) {
     put_exchange(c, "x", r#"{"type":"direct"}"#).await.expect(201);
     bind(c, "x", "missing", "k").await.expect_error(404, "queue_not_found");
     let long = "k".repeat(256);
-    bind(c, "x", "q", &long).await.expect_error(400, "bad_request");
+    bind(c, "x", "q", &long).await.expect_error(400, "invalid_query");
+    let unbind_long = format!("/v1/exchanges/x/bindings/q?key={long}");
+    c.send(c.req(Method::DELETE, &unbind_long)).await.expect_error(400, "invalid_query");
     // A key that is not UTF-8 once percent-decoded is refused, never stored as
     // U+FFFD; so is one ending in half a character.
     for key in ["%FF", "a%C3"] {

@@ -90,6 +90,12 @@ pub(super) async fn binding<S: Store, E: Env>(
 ) -> Result<Response<Bytes>, ApiError> {
     let query = cx.query(&["key"])?;
     let key = query.get("key").unwrap_or("");
+    if key.len() > MAX_ROUTING_KEY {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("query parameter key: over {MAX_ROUTING_KEY} bytes"),
+        ));
+    }
     if bind {
         cx.engine.bind(cx.ns, x, q, key).await?;
     } else {

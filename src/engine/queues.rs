@@ -112,18 +112,15 @@ impl<S: Store, E: Env> Engine<S, E> {
         ns: &Name,
         names: &[String],
     ) -> Result<Vec<Option<u64>>> {
-        let valid: Vec<Name> = names.iter().filter_map(|q| Name::new(q).ok()).collect();
-        let keys: Vec<String> = valid.iter().map(|q| keys::queue_meta(ns, q)).collect();
+        let names: Vec<Option<Name>> = names.iter().map(|q| Name::new(q).ok()).collect();
+        let keys: Vec<String> = names.iter().flatten().map(|q| keys::queue_meta(ns, q)).collect();
         if keys.is_empty() {
             return Ok(vec![None; names.len()]);
         }
         let mut found = self.store.get_many(&keys).await?.into_iter();
         Ok(names
             .iter()
-            .map(|q| match Name::new(q) {
-                Ok(_) => found.next().flatten(),
-                Err(_) => None,
-            })
+            .map(|q| q.as_ref().and_then(|_| found.next().flatten()))
             .map(|v| v.and_then(decode_meta).filter(|m| !m.deleted).map(|m| m.index))
             .collect())
     }

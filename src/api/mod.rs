@@ -510,7 +510,7 @@ mod tests {
         // Refusals of numbers out of range state the real bounds.
         for (h, v, bounds) in [
             ("edgeq-delay", "99999999999999999999999", "between 0 and 900"),
-            ("edgeq-ttl", "1209601", "between 1 and 1209600"),
+            ("edgeq-ttl", "33554433", "between 1 and 33554432"),
             ("edgeq-partition", "65536", "no queue has more than 200"),
         ] {
             let (_, body, _) = call(req("POST", uri, &[(h, v)], b"x"));

@@ -7,7 +7,7 @@ use super::ring::GRACE;
 use super::send::check_content_type;
 use super::slot::{Claim, Slot, CHUNK, INLINE_BODY};
 use super::{BrowseOptions, BrowsePage, Engine, Env, Error, Message, Order, Result};
-use crate::model::{MessageId, MessageRecord, Millis, Name, MAX_BODY_LEN};
+use crate::model::{MessageId, MessageRecord, Millis, Name, QueueConfig, MAX_BODY_LEN};
 use crate::store::Store;
 use bytes::Bytes;
 
@@ -168,7 +168,7 @@ impl<S: Store, E: Env> Engine<S, E> {
     }
 
     /// Replaces the body (and Content-Type) of a message, keeping its place, its
-    /// id and its times.
+    /// id and its times; with `ttl`, it expires `ttl` seconds from now instead.
     pub async fn put_message(
         &self,
         ns: &Name,
@@ -176,12 +176,16 @@ impl<S: Store, E: Env> Engine<S, E> {
         id: MessageId,
         body: Bytes,
         content_type: Option<String>,
+        ttl: Option<u64>,
     ) -> Result<()> {
         if body.len() > MAX_BODY_LEN {
             return Err(Error::MessageTooLarge(body.len()));
         }
         if let Some(ct) = &content_type {
             check_content_type(ct)?;
+        }
+        if let Some(secs) = ttl {
+            QueueConfig::check_ttl(secs)?;
         }
         let queue = self.queue(ns, q).await?;
         let slot = self.slot_of(&queue, id).await?;
@@ -190,6 +194,9 @@ impl<S: Store, E: Env> Engine<S, E> {
         };
         let mut rec = old.clone();
         rec.content_type = content_type;
+        if let Some(secs) = ttl {
+            rec.expires_at = self.env.now() + secs * 1000;
+        }
         rec.size = body.len() as u64;
         rec.chunks = 0;
         rec.body = body.to_vec();

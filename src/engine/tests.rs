@@ -653,10 +653,10 @@ fn browse_by_id_and_overwrite_and_delete() {
     assert_eq!(all(Order::Ascending, Some(ids[2])), ["4", "1", "3"]);
     // An overwrite keeps to the send's Content-Type rule, and a refused one changes nothing.
     let tab = Some("text/plain;\tcharset=utf-8".to_owned());
-    let refused = block_on(e.put_message(&n("ns"), &n("q"), ids[0], Bytes::from("x"), tab));
+    let refused = block_on(e.put_message(&n("ns"), &n("q"), ids[0], Bytes::from("x"), tab, None));
     assert!(matches!(refused, Err(Error::BadRequest(_))), "{refused:?}");
     assert_eq!(block_on(e.get_message(&n("ns"), &n("q"), ids[0])).unwrap().body, "0");
-    block_on(e.put_message(&n("ns"), &n("q"), ids[0], Bytes::from("zero"), None)).unwrap();
+    block_on(e.put_message(&n("ns"), &n("q"), ids[0], Bytes::from("zero"), None, None)).unwrap();
     assert_eq!(block_on(e.get_message(&n("ns"), &n("q"), ids[0])).unwrap().body, "zero");
     block_on(e.delete_message(&n("ns"), &n("q"), ids[2])).unwrap();
     assert!(matches!(

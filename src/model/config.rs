@@ -12,8 +12,9 @@ pub const MAX_PARTITIONS: u16 = 200;
 
 /// Fewest seconds a message lives.
 pub const MIN_TTL: u64 = 1;
-/// Most seconds a message lives (14 days, as SQS's retention).
-pub const MAX_TTL: u64 = 14 * 24 * 3600;
+/// Most seconds a message lives: 2^25 (about 388 days), Queuey's limit, so no
+/// dialect has to shorten a TTL its clients asked for; SQS's 14 days fit in it.
+pub const MAX_TTL: u64 = 1 << 25;
 /// Longest visibility timeout in seconds (12 hours, as SQS's).
 pub const MAX_VISIBILITY: u64 = 12 * 3600;
 /// Longest delay in seconds (15 minutes, as SQS's).

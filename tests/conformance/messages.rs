@@ -150,6 +150,20 @@ pub async fn ttl_expires_messages(c: &Client) {
     let m = c.pop("t").await.expect("the kept message");
     assert_eq!(&m.body[..], b"kept");
     assert!(c.pop("t").await.is_none(), "the expired message is never delivered");
+
+    // The longest TTL, 2^25 s (Queuey's), is kept as asked.
+    let r = c
+        .send(
+            c.req(Method::POST, "/v1/queues/t/messages").header("edgeq-ttl", "33554432").body("x"),
+        )
+        .await;
+    r.expect(201);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let m = c.get(&format!("/v1/queues/t/messages/{id}")).await;
+    let at = |h: &str| m.header(h).and_then(|v| v.parse::<u64>().ok()).unwrap();
+    // (The TTL counts from the send's start, a moment before the id's time.)
+    let lives = at("edgeq-expires-at") - at("edgeq-enqueued-at");
+    assert!((33_554_431_000..=33_554_432_000).contains(&lives), "{lives} ms");
 }
 
 pub async fn idempotency_key_repeat_returns_the_first_id(c: &Client) {

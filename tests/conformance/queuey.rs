@@ -461,6 +461,25 @@ pub async fn queuey_messages_by_id(c: &Client) {
     assert_eq!(get(c, "/notes/q", Some(NOTES)).await.json()["messages"][0]["body"], "A2");
     forbidden(&call(c, Method::PUT, &format!("/notes/q/{a}"), Some(MAIL), &[], b"x").await);
 
+    // Put sets the TTL anew: `X-TTL`, or three days without it. (Waiting out the
+    // 2 s TTLs is the only way a client sees them.)
+    let start = std::time::Instant::now();
+    let p1 = ("x-partition", "1");
+    let short =
+        post_one(c, "q", &[p1, ("x-ttl", "2")], b"s").await["key"].as_str().unwrap().to_owned();
+    let long = post_one(c, "q", &[p1], b"l").await["key"].as_str().unwrap().to_owned();
+    let put = |id: String, ttl: &'static [(&'static str, &'static str)], body: &'static [u8]| async move {
+        call(c, Method::PUT, &format!("/notes/q/{id}"), Some(NOTES), ttl, body).await
+    };
+    put(short.clone(), &[], b"s2").await.expect(200);
+    put(long.clone(), &[("x-ttl", "2")], b"l2").await.expect(200);
+    tokio::time::sleep(std::time::Duration::from_millis(3000).saturating_sub(start.elapsed()))
+        .await;
+    let r = get(c, &format!("/notes/q/{short},{long}"), Some(NOTES)).await;
+    assert_eq!(ids_of(&r), vec![short.clone()], "the put TTLs hold, not the posted ones");
+    let r = call(c, Method::DELETE, &format!("/notes/q/{short}"), Some(NOTES), &[], b"").await;
+    r.expect(200);
+
     // Delete is 200 whether or not they exist.
     for _ in 0..2 {
         exact(

@@ -158,7 +158,7 @@ pub(crate) async fn handle<S: Store, E: Env>(
 }
 
 /// Seconds a message sent to a queue a dialect created lives: the engine's longest.
-pub(crate) const DIALECT_TTL: u64 = 14 * 24 * 3600;
+const DIALECT_TTL: u64 = crate::model::MAX_TTL;
 
 /// The configuration of a queue a dialect creates.
 fn queue_config(max_bytes: Option<u64>) -> QueueConfig {

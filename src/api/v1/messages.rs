@@ -277,7 +277,7 @@ pub(super) async fn put<S: Store, E: Env>(
     cx.query(&[])?;
     let content_type = wire::content_type_header(&cx.parts.headers)?;
     body_size(body.len())?;
-    cx.engine.put_message(cx.ns, q, id, body, content_type).await?;
+    cx.engine.put_message(cx.ns, q, id, body, content_type, None).await?;
     Ok(json::empty(StatusCode::NO_CONTENT))
 }
 

@@ -1,7 +1,7 @@
 //! Messages: post (single or batch), browse by time, and get / put / delete by id.
 //!
-//! Queuey partitions are 1-based, the engine's 0-based. TTLs above the engine's
-//! longest (14 days) are shortened to it. A batch entry's non-string body is
+//! Queuey partitions are 1-based, the engine's 0-based. Queuey's longest TTL is
+//! the engine's. A batch entry's non-string body is
 //! stored as text: numbers as JSON writes them, booleans as Python's `str`
 //! (`True`), arrays and objects as compact JSON (Python would store its repr).
 //! Bodies are returned as UTF-8 text (invalid sequences replaced). Browsing never consumes: `since` is
@@ -19,7 +19,6 @@
 
 use super::ids;
 use super::{int_field, ok_json, one_of, Fields, Queuey, Refusal, Shown};
-use crate::api::dialect::DIALECT_TTL;
 use crate::api::router::decode;
 use crate::engine::{BrowseOptions, Env, Message, NewMessage, Order, MAX_BROWSE};
 use crate::model::{MessageId, Name, MAX_BATCH};
@@ -29,8 +28,8 @@ use http::{header, Response, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
 
-/// Queuey's longest TTL in seconds.
-const MAX_TTL: i64 = 33_554_432;
+/// Queuey's longest TTL in seconds, which the engine's is.
+const MAX_TTL: i64 = crate::model::MAX_TTL as i64;
 /// Queuey's default TTL: three days.
 const DEFAULT_TTL: u64 = 259_200;
 /// Most engine browse pages one Queuey browse reads per partition.
@@ -94,7 +93,7 @@ fn entry(
     Entry {
         body,
         partition: partition.map(|p| p as u16 - 1),
-        ttl: ttl.map_or(DEFAULT_TTL, |t| t as u64).min(DIALECT_TTL),
+        ttl: ttl.map_or(DEFAULT_TTL, |t| t as u64),
     }
 }
 
@@ -381,7 +380,15 @@ pub(super) async fn put<S: Store, E: Env>(
     if body.is_empty() {
         errors.add("body", "Required");
     }
-    entry(Bytes::new(), None, header_text(cx, "x-ttl"), info.config.partitions, "", &mut errors);
+    let ttl = entry(
+        Bytes::new(),
+        None,
+        header_text(cx, "x-ttl"),
+        info.config.partitions,
+        "",
+        &mut errors,
+    )
+    .ttl;
     errors.check()?;
     let messages = found(cx, q, &ids).await?;
     if messages.len() != ids.len() {
@@ -395,7 +402,8 @@ pub(super) async fn put<S: Store, E: Env>(
     }
     let content_type = header_text(cx, header::CONTENT_TYPE.as_str()).map(str::to_owned);
     for m in messages {
-        cx.cx.engine.put_message(&cx.ns, q, m.id, body.clone(), content_type.clone()).await?;
+        let (body, content_type) = (body.clone(), content_type.clone());
+        cx.cx.engine.put_message(&cx.ns, q, m.id, body, content_type, Some(ttl)).await?;
     }
     Ok(super::done())
 }

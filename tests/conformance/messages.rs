@@ -36,6 +36,30 @@ pub async fn send_keeps_any_content_type(c: &Client) {
     assert_eq!(&m.body[..], b"plain");
     assert_eq!(m.header("edgeq-message-id"), Some(id2.as_str()));
     assert!(c.pop("q").await.is_none());
+
+    // A body typed text/html comes back so, and a browser that opens it runs
+    // nothing in it and gives it no origin.
+    let html = "<script>alert(1)</script>";
+    let r = c
+        .send(
+            c.req(Method::POST, "/v1/queues/q/messages")
+                .header("content-type", "text/html")
+                .body(html),
+        )
+        .await;
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let m = c.get(&format!("/v1/queues/q/messages/{id}")).await;
+    assert_eq!((&m.body[..], m.header("content-type")), (html.as_bytes(), Some("text/html")));
+    assert_sandboxed(&m);
+    assert_sandboxed(&c.pop("q").await.expect("the html message"));
+}
+
+/// An answer a browser will not run scripts in nor sniff another type from.
+#[track_caller]
+pub fn assert_sandboxed(r: &crate::support::Resp) {
+    let csp = r.header("content-security-policy").unwrap_or_default();
+    assert!(csp.split(';').any(|d| d.trim() == "sandbox"), "{csp:?}");
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
 }
 
 pub async fn binary_bodies_round_trip_byte_exact(c: &Client) {

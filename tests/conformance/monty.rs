@@ -25,6 +25,9 @@ fn exact(r: &Resp, status: u16, content_type: &str, body: &str) {
     r.expect(status);
     assert_eq!(r.header("content-type"), Some(content_type));
     assert_eq!(std::str::from_utf8(&r.body).unwrap(), body);
+    if content_type.starts_with("text/html") {
+        crate::messages::assert_sandboxed(r);
+    }
 }
 
 /// A 400 `{"Error": ...}` in the dialect's rendering.

@@ -43,6 +43,7 @@ async fn get(c: &Client, path: &str, auth: Option<&str>) -> Resp {
 fn exact(r: &Resp, status: u16, body: &str) {
     r.expect(status);
     assert_eq!(r.header("content-type"), Some(HTML));
+    crate::messages::assert_sandboxed(r);
     assert_eq!(std::str::from_utf8(&r.body).unwrap(), body);
 }
 
@@ -51,6 +52,7 @@ fn exact(r: &Resp, status: u16, body: &str) {
 fn error(r: &Resp, status: u16, fields: Value) {
     r.expect(status);
     assert_eq!(r.header("content-type"), Some(HTML));
+    crate::messages::assert_sandboxed(r);
     assert_eq!(r.json(), json!({"status": "error", "error_msg": fields}));
 }
 

@@ -28,7 +28,7 @@ use crate::engine::{self, Engine, Env, NewMessage, QueueInfo, Sent};
 use crate::model::{Name, QueueConfig};
 use crate::store::Store;
 use bytes::Bytes;
-use http::{request::Parts, Method, Response};
+use http::{header, request::Parts, HeaderValue, Method, Response};
 use std::fmt;
 use std::str::FromStr;
 
@@ -159,6 +159,17 @@ pub(crate) async fn handle<S: Store, E: Env>(
 
 /// Seconds a message sent to a queue a dialect created lives: the engine's longest.
 const DIALECT_TTL: u64 = crate::model::MAX_TTL;
+
+/// An answer typed `text/html`, as some originals sent their data (Queuey's
+/// JSON, Monty's string messages): stored messages and echoed input land in
+/// it, so it is [`sandbox`](super::v1::wire::sandbox)ed.
+pub(crate) fn html_answer(body: Bytes, content_type: &'static str) -> Response<Bytes> {
+    let mut res = Response::new(body);
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    super::v1::wire::sandbox(h);
+    res
+}
 
 /// The configuration of a queue a dialect creates.
 fn queue_config(max_bytes: Option<u64>) -> QueueConfig {

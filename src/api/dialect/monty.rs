@@ -29,6 +29,7 @@
 use super::{queue_config, Cx};
 use crate::api::error::ApiError;
 use crate::api::router::allow;
+use crate::api::v1::wire;
 use crate::engine::{self, Env, ExchangeKind, NewMessage};
 use crate::model::{Name, MAX_BODY_LEN};
 use crate::store::Store;
@@ -121,16 +122,14 @@ async fn consume<S: Store, E: Env>(cx: &Cx<'_, S, E>) -> Result<Response<Bytes>,
     };
     match serde_json::from_slice::<Value>(&m.body) {
         Ok(Value::String(text)) => {
-            Ok(with_type(Bytes::from(text), HeaderValue::from_static("text/html; charset=utf-8")))
+            Ok(super::html_answer(Bytes::from(text), "text/html; charset=utf-8"))
         }
         Ok(value) => Ok(json(StatusCode::OK, &value)),
         Err(_) => {
             // Not ours: hand it back as stored rather than lose it.
-            let ct = m.content_type.as_deref().and_then(|c| HeaderValue::from_str(c).ok());
-            let mut res = Response::new(m.body);
-            if let Some(ct) = ct {
-                res.headers_mut().insert(header::CONTENT_TYPE, ct);
-            }
+            let mut res = Response::new(Bytes::new());
+            wire::put_content_type(res.headers_mut(), m.content_type.as_deref());
+            *res.body_mut() = m.body;
             Ok(res)
         }
     }

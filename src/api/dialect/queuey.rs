@@ -305,13 +305,13 @@ fn fail(status: StatusCode, fields: Fields) -> Refusal {
     Refusal::Page(Box::new(res))
 }
 
+/// Queuey's type for every answer, JSON included.
+const HTML: &str = "text/html; charset=UTF-8";
+
 /// 200 with `value` as compact JSON, typed `text/html; charset=UTF-8`.
 fn ok_json<T: Serialize>(value: &T) -> Response<Bytes> {
     let body = serde_json::to_vec(value).unwrap_or_default();
-    let mut res = Response::new(Bytes::from(body));
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"));
-    res
+    super::html_answer(Bytes::from(body), HTML)
 }
 
 /// 200 `{"status":"ok"}`.
@@ -325,10 +325,8 @@ fn page(status: StatusCode, detail: &str) -> Response<Bytes> {
     let html = format!(
         "<html>\n <head>\n  <title>{title}</title>\n </head>\n <body>\n  <h1>{title}</h1>\n  {detail}<br/><br/>\n\n\n\n </body>\n</html>"
     );
-    let mut res = Response::new(Bytes::from(html));
+    let mut res = super::html_answer(Bytes::from(html), HTML);
     *res.status_mut() = status;
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"));
     res
 }
 

@@ -35,10 +35,25 @@ pub(crate) fn content_type(v: &str) -> Result<String, String> {
 /// Answers with a message's Content-Type. Every stored one passed
 /// [`content_type`], which only lets through what a header carries; one that
 /// does not (a store edited by hand) is left out, never a reason to fail a read.
+/// The body is whatever a sender sent, typed as the sender chose (`text/html`
+/// too), so the answer is also [`sandbox`]ed.
 pub(crate) fn put_content_type(h: &mut HeaderMap, ct: Option<&str>) {
     if let Some(ct) = ct.and_then(|c| HeaderValue::from_str(c).ok()) {
         h.insert(header::CONTENT_TYPE, ct);
     }
+    sandbox(h);
+}
+
+/// Tells a browser that opens an answer carrying stored or echoed input to run
+/// nothing in it and give it no origin (so a script sent as a message reaches
+/// no dashboard key in the origin's storage), and not to guess another type.
+/// HTTP clients ignore both headers: the body stays exactly what was stored.
+pub(crate) fn sandbox(h: &mut HeaderMap) {
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
 }
 
 /// The request's Content-Type header, checked to be kept with a message.
@@ -310,6 +325,7 @@ mod tests {
         assert_eq!(h[RECEIPT], "r1.0.1.2.0000abcd");
         assert_eq!(h[RECEIVE_COUNT], "2");
         assert_eq!(h[header::CONTENT_TYPE], "text/plain");
+        assert_eq!(h[header::CONTENT_SECURITY_POLICY], "sandbox; default-src 'none'");
         let mut m = msg(b"x");
         m.content_type = Some("bad\nvalue".into());
         m.receipt = None;

@@ -227,20 +227,23 @@ impl<S: Store, E: Env> Api<S, E> {
         route: Option<&routes::Route>,
         body: Bytes,
     ) -> Result<Response<Bytes>, ApiError> {
+        let path = parts.uri.path();
+        let root_dialect = self.root_dialect(parts);
+        let dialect_docs = dialect::is_docs(path, root_dialect);
         let principal = match &self.auth {
             None => auth::Principal::Anyone,
             // Queuey checks its own application keys (dialect/queuey.rs).
-            Some(_) if route.is_none() && self.is_queuey(parts) => auth::Principal::Anyone,
+            Some(_) if route.is_none() && (self.is_queuey(parts) || dialect_docs) => {
+                auth::Principal::Anyone
+            }
             Some(a) => a.authorize(&self.engine, self.ns.as_ref().ok(), parts, route).await?,
         };
-        let path = parts.uri.path();
-        let root_dialect = self.root_dialect(parts);
         match router::raw_segments(path).as_deref() {
             Some(["healthz"]) => {
                 return ops::healthz(&parts.method, self.engine.store(), self.is_open()).await
             }
             Some(["__heartbeat__"]) => return ops::heartbeat(&parts.method),
-            Some(["openapi.json"]) => return openapi::openapi_json(&parts.method),
+            Some(["openapi.json"]) if !dialect_docs => return openapi::openapi_json(&parts.method),
             Some([seg @ ("" | "docs" | "app.js" | "docs.js" | "app.css")])
                 if root_dialect.is_none() =>
             {

@@ -124,6 +124,15 @@ pub(crate) fn mount(path: &str, root: Option<Dialect>) -> Option<Mount<'_>> {
     root.map(|dialect| Mount { dialect, prefix: "", rest: path })
 }
 
+/// Whether `path` is a dialect's own documentation (rest_queue's `/docs` and
+/// `/openapi.json`): static pages, open to anyone like edgeq's `/docs`, and at a
+/// root dialect's listener they answer instead of edgeq's.
+pub(crate) fn is_docs(path: &str, root: Option<Dialect>) -> bool {
+    mount(path, root).is_some_and(|m| {
+        m.dialect == Dialect::RestQueue && matches!(m.rest, "/docs" | "/openapi.json")
+    })
+}
+
 /// The body limit of a dialect route, `None` when `path` is not one or the route
 /// takes no message (the small default applies).
 pub(crate) fn body_limit(parts: &Parts, root: Option<Dialect>) -> Option<usize> {
@@ -288,6 +297,20 @@ mod tests {
         let (s, body) = call(&rooted, req("GET", "/queues", b""));
         assert_eq!((s, &body[..]), (200, &br#"{"message":"list of queue names","items":[]}"#[..]));
         assert_eq!(call(&rooted, req("GET", "/v1/queues", b"")).0, 200, "v1 wins over the root");
+        // The root dialect's own docs answer at its root, open like edgeq's own.
+        let mut keyed =
+            ApiConfig { root_dialect: Some(Dialect::RestQueue), ..ApiConfig::default() };
+        keyed.admin_key = Some("admin".into());
+        let keyed = Api::new(Engine::new(MemoryStore::new(), ManualEnv::new(0, 1)), keyed);
+        for a in [&rooted, &keyed] {
+            let (s, body) = call(a, req("GET", "/openapi.json", b""));
+            let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!((s, doc["info"]["title"].as_str()), (200, Some("rest_queue")));
+            assert_eq!(call(a, req("GET", "/docs", b"")).0, 200);
+        }
+        assert_eq!(call(&keyed, req("GET", "/queues", b"")).0, 401, "the rest needs the key");
+        let (_, body) = call(&plain, req("GET", "/openapi.json", b""));
+        assert!(String::from_utf8_lossy(&body).contains("\"title\":\"edgeq\""));
         let message = req("POST", "/memfifo/queues/q/messages", b"");
         assert_eq!(rooted.body_limit(&message.into_parts().0), MESSAGE_BODY_LIMIT);
         let mut push = req("POST", "/queues/q/push", b"");

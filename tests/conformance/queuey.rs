@@ -88,6 +88,14 @@ pub async fn queuey_queue_management(c: &Client) {
     assert_eq!(name.len(), 32);
     assert_eq!(&name[12..13], "4");
     assert_eq!((v["partitions"].clone(), v["type"].clone()), (json!(3), json!("public")));
+    // A duplicate asking for fewer partitions keeps its own: messages in the
+    // others would become unreachable.
+    let again = form(c, Method::POST, "/notes", Some(NOTES), &format!("queue_name={name}")).await;
+    again.expect(201);
+    assert_eq!(
+        (again.json()["partitions"].clone(), again.json()["type"].clone()),
+        (json!(3), json!("user"))
+    );
     // A duplicate name is 201 and overwrites the settings.
     let r = form(
         c,

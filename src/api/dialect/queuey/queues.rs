@@ -211,7 +211,9 @@ fn principle(p: &str) -> bool {
     word(user) && word(domain) && word(tld)
 }
 
-/// `POST /v1/{app}` (form): creates the queue, or overwrites its settings.
+/// `POST /v1/{app}` (form): creates the queue, or overwrites its settings, but
+/// never takes partitions away (their messages would become unreachable): a
+/// duplicate asking for fewer keeps the ones it has, and the answer says so.
 pub(super) async fn create<S: Store, E: Env>(
     cx: &Queuey<'_, S, E>,
     body: &[u8],
@@ -239,12 +241,13 @@ pub(super) async fn create<S: Store, E: Env>(
     let form = form(&params, &mut errors);
     errors.check()?;
     let name = Name::new(name.as_deref().unwrap_or_default()).map_err(engine::Error::from)?;
-    let partitions = form.partitions.unwrap_or(1);
     let old = match cx.cx.engine.get_queue(&cx.ns, &name).await {
         Ok(info) => Some(info.config),
         Err(engine::Error::QueueNotFound(_)) => None,
         Err(e) => return Err(e.into()),
     };
+    let kept = old.as_ref().map_or(1, |c| c.partitions);
+    let partitions = form.partitions.unwrap_or(1).max(kept);
     let (info, _) = save(cx, &name, old, partitions, &form).await?;
     let mut res = ok_json(&Created {
         status: "ok",

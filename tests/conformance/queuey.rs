@@ -401,6 +401,14 @@ pub async fn queuey_post_and_browse_messages(c: &Client) {
             "2.ttl": "\"a\" is not a number",
         }),
     );
+    // colander takes any falsy body for a missing one.
+    let falsy = json!({"messages": [{"body": ""}, {"body": 0}, {"body": false}, {"body": []}, {"body": 1}]});
+    error(
+        &call(c, Method::POST, "/notes/q", Some(NOTES), &json_ct, falsy.to_string().as_bytes())
+            .await,
+        400,
+        json!({"0.body": "Required", "1.body": "Required", "2.body": "Required", "3.body": "Required"}),
+    );
     error(
         &get(c, "/notes/q?limit=0&order=up&partitions=1,4&since=yesterday", Some(NOTES)).await,
         400,

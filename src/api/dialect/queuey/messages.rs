@@ -174,8 +174,9 @@ fn batch(body: &[u8], partitions: u16, errors: &mut Fields) -> Result<Vec<Entry>
     let mut out = Vec::with_capacity(list.len());
     for (i, m) in list.iter().enumerate() {
         let prefix = format!("{i}.");
-        let text = match m.get("body") {
-            None | Some(Value::Null) => {
+        // colander's String takes any falsy value for a missing one.
+        let text = match m.get("body").filter(|v| !falsy(v)) {
+            None => {
                 errors.add(format!("{i}.body"), "Required");
                 String::new()
             }
@@ -194,6 +195,18 @@ fn batch(body: &[u8], partitions: u16, errors: &mut Fields) -> Result<Vec<Entry>
         ));
     }
     Ok(out)
+}
+
+/// Whether Python finds `v` false: `""`, `0`, `0.0`, `false`, `[]`, `{}`.
+fn falsy(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    }
 }
 
 /// A JSON scalar as colander sees it (`null` is absent).

@@ -169,7 +169,7 @@ async fn a_declared_body_over_the_limit_is_refused_before_reading() {
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 413"), "got {text}");
     let body = &response[find(&response, b"\r\n\r\n").expect("a head") + 4..];
-    let expected = Api::<MemoryStore, TestEnv>::payload_too_large(limit);
+    let expected = api.payload_too_large(&parts, limit);
     assert_eq!(body, expected.body().as_ref());
 }
 

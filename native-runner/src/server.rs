@@ -215,7 +215,7 @@ async fn respond<S: Store + 'static, E: Env + 'static>(
     }
     let limit = ctx.api.body_limit(&parts);
     let res = match collect_limited(body, limit, ctx.body_read_timeout).await {
-        Err(BodyError::TooLarge) => Api::<S, E>::payload_too_large(limit),
+        Err(BodyError::TooLarge) => ctx.api.payload_too_large(&parts, limit),
         Err(BodyError::Read(e)) => error_response(
             StatusCode::BAD_REQUEST,
             "bad_request",

@@ -157,10 +157,14 @@ impl<S: Store, E: Env> Api<S, E> {
     /// its own (`Authorization: Application <key>`), so the Bearer check of the
     /// other route sets leaves it alone.
     fn is_queuey(&self, parts: &http::request::Parts) -> bool {
+        self.dialect_of(parts) == Some(Dialect::Queuey)
+    }
+
+    /// The dialect a request goes to, if any (`None`: edgeq's own routes).
+    fn dialect_of(&self, parts: &http::request::Parts) -> Option<Dialect> {
         match router::raw_segments(parts.uri.path()).as_deref() {
-            Some(["v1", rest @ ..]) => self.queuey_at_root(parts, rest),
-            _ => dialect::mount(parts.uri.path(), self.root_dialect(parts))
-                .is_some_and(|m| m.dialect == Dialect::Queuey),
+            Some(["v1", rest @ ..]) => self.queuey_at_root(parts, rest).then_some(Dialect::Queuey),
+            _ => dialect::mount(parts.uri.path(), self.root_dialect(parts)).map(|m| m.dialect),
         }
     }
 
@@ -178,14 +182,15 @@ impl<S: Store, E: Env> Api<S, E> {
             .map_err(|e| ApiError::internal(format!("the configured namespace is invalid: {e}")))
     }
 
-    /// The response for a body over `limit` bytes.
-    pub fn payload_too_large(limit: usize) -> Response<Bytes> {
-        ApiError::new(
+    /// The response for a body over `limit` bytes to `parts`, in the error
+    /// shape of the route set it was for.
+    pub fn payload_too_large(&self, parts: &http::request::Parts, limit: usize) -> Response<Bytes> {
+        let e = ApiError::new(
             http::StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             format!("request body is over {limit} bytes"),
-        )
-        .into_response()
+        );
+        dialect::refusal(self.dialect_of(parts), e)
     }
 
     /// Answers one request. Never panics; every failure is a JSON error response.
@@ -197,7 +202,7 @@ impl<S: Store, E: Env> Api<S, E> {
             .filter(|r| self.root_dialect(&parts).is_none() || !web::serves(r.path));
         let limit = self.body_limit(&parts);
         let mut res = if body.len() > limit {
-            Self::payload_too_large(limit)
+            self.payload_too_large(&parts, limit)
         } else {
             match self.route(&parts, route, body).await {
                 Ok(res) => res,

@@ -127,12 +127,12 @@ async fn answer(req: IncomingRequest, method: Method) -> http::Response<Bytes> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
-        return Api::<SpinStore, SpinEnv>::payload_too_large(limit);
+        return api.payload_too_large(&parts, limit);
     }
     let body = if has_body(&parts, declared) {
         match read_body(req, limit, declared) {
             Ok(Some(body)) => body,
-            Ok(None) => return Api::<SpinStore, SpinEnv>::payload_too_large(limit),
+            Ok(None) => return api.payload_too_large(&parts, limit),
             Err(message) => return error_response(StatusCode::BAD_REQUEST, "bad_request", message),
         }
     } else {

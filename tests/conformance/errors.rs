@@ -178,6 +178,22 @@ pub async fn oversized_bodies_are_413(c: &Client) {
             .await;
         r.expect_error(413, "payload_too_large");
     }
+    // A dialect's client gets that refusal in the dialect's shape.
+    for (path, shape) in [
+        ("/rest_queue/queues/w/push", "/detail"),
+        ("/monty/Message", "/Error"),
+        ("/queuey/v1/notes/w", "/error_msg/payload_too_large"),
+    ] {
+        let r = c
+            .raw(&format!(
+                "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                17 << 20
+            ))
+            .await;
+        r.expect(413);
+        let message = r.json().pointer(shape).and_then(|m| m.as_str().map(str::to_owned));
+        assert!(message.is_some_and(|m| m.contains("over")), "{path}: {:?}", r.json());
+    }
     // A queue config is small.
     c.raw(&format!(
         "PUT /v1/queues/w HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",

@@ -23,6 +23,7 @@ mod rest_queue;
 
 pub use queuey::{BadQueueyApp, QueueyApp};
 
+use super::error::ApiError;
 use super::v1::MESSAGE_BODY_LIMIT;
 use crate::engine::{self, Engine, Env, NewMessage, QueueInfo, Sent};
 use crate::model::{Name, QueueConfig};
@@ -163,6 +164,19 @@ pub(crate) async fn handle<S: Store, E: Env>(
         Dialect::Memfifo => memfifo::handle(cx, mount.rest, body).await,
         Dialect::Monty => monty::handle(cx, mount.rest, body).await,
         Dialect::Queuey => queuey::handle(cx, mount.rest, body).await,
+    }
+}
+
+/// `e` in the error shape of `dialect` (`None`: edgeq's own): for the refusals
+/// a host makes before a request reaches its route (a body over the limit), so
+/// a dialect's clients see the shape they parse.
+pub(crate) fn refusal(dialect: Option<Dialect>, e: ApiError) -> Response<Bytes> {
+    match dialect {
+        Some(Dialect::RestQueue) => rest_queue::refusal(e),
+        Some(Dialect::Monty) => monty::refusal(e),
+        Some(Dialect::Queuey) => queuey::refusal(e),
+        // memfifo's errors are edgeq's own.
+        Some(Dialect::Memfifo) | None => e.into_response(),
     }
 }
 

@@ -51,7 +51,7 @@ pub(super) async fn handle<S: Store, E: Env>(
     rest: &str,
     body: Bytes,
 ) -> Response<Bytes> {
-    route(cx, rest, body).await.unwrap_or_else(error)
+    route(cx, rest, body).await.unwrap_or_else(refusal)
 }
 
 async fn route<S: Store, E: Env>(
@@ -137,7 +137,7 @@ async fn consume<S: Store, E: Env>(cx: &Cx<'_, S, E>) -> Result<Response<Bytes>,
 
 /// A refusal in the dialect's shape `{"Error": message}`, keeping the status
 /// and headers (`Allow`, `Retry-After`) of the common mapping.
-fn error(e: ApiError) -> Response<Bytes> {
+pub(super) fn refusal(e: ApiError) -> Response<Bytes> {
     let status = e.status();
     let body = python_json(&serde_json::json!({"Error": e.body().message}));
     let mut res = e.into_response();

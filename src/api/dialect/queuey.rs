@@ -244,7 +244,11 @@ impl From<engine::Error> for Refusal {
 /// Engine failures other than a missing queue keep the v1 status, in Queuey's
 /// error shape keyed by the v1 code.
 fn engine_error(e: engine::Error) -> Response<Bytes> {
-    let api = crate::api::error::ApiError::from(e);
+    refusal(crate::api::error::ApiError::from(e))
+}
+
+/// `e` in Queuey's shape, `{FIELD_OR_KIND: MESSAGE}` ([`super::refusal`]).
+pub(super) fn refusal(api: crate::api::error::ApiError) -> Response<Bytes> {
     let status = api.status();
     let body = api.body();
     let mut res = ok_json(&Status::error(&Fields::one(body.code, body.message)));

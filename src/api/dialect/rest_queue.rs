@@ -157,11 +157,18 @@ fn no_such_queue(shown: &str) -> Refused {
 fn refuse(e: engine::Error, shown: &str) -> Refused {
     match e {
         engine::Error::QueueNotFound(_) => no_such_queue(shown),
-        e => {
-            let e = ApiError::from(e);
-            Refused::new(e.status(), e.body().message)
-        }
+        e => detail(ApiError::from(e)),
     }
+}
+
+/// edgeq's status with the message as `detail`.
+fn detail(e: ApiError) -> Refused {
+    Refused::new(e.status(), e.body().message)
+}
+
+/// `e` in rest_queue's shape ([`super::refusal`]).
+pub(super) fn refusal(e: ApiError) -> Response<Bytes> {
+    detail(e).into_response()
 }
 
 type Reply = Result<Response<Bytes>, Refused>;

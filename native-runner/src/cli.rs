@@ -304,6 +304,11 @@ fn report(failure: &Failure) -> ExitCode {
         line.push_str(&format!(": {cause}"));
         source = cause.source();
     }
+    if let Failure::Client(e) = failure {
+        if e.code() == Some("unauthorized") {
+            line.push_str("\nedgeq: give a key with --key KEY before the command, or EDGEQ_KEY");
+        }
+    }
     eprintln!("{line}");
     ExitCode::FAILURE
 }

@@ -56,11 +56,11 @@ struct ServeArgs {
     #[arg(long, env = "EDGEQ_ROOT_DIALECT")]
     root_dialect: Option<Dialect>,
     /// Where data lives: `memory`, `redb:PATH` or a file PATH (its directory is created),
-    /// or `redis://HOST[:PORT][/DB]`, which several servers can share.
+    /// or `redis://[:PASSWORD@]HOST[:PORT][/DB]`, which several servers can share.
     #[arg(long, env = "EDGEQ_STORE", default_value = edgeq_native::DEFAULT_STORE_PATH)]
     store: StoreSpec,
     /// Namespace served by the v1 routes and the dialects.
-    #[arg(long, env = "EDGEQ_NAMESPACE", default_value = "default")]
+    #[arg(long, env = "EDGEQ_NAMESPACE", default_value = "default", value_parser = namespace)]
     namespace: String,
     /// A Queuey application and its keys, `NAME=KEY1,KEY2` (repeat the flag, or
     /// separate entries with `;` in the environment variable).
@@ -69,11 +69,34 @@ struct ServeArgs {
     /// Admin key: with one, every route but `/healthz` and the static pages needs an
     /// `Authorization: Bearer` key (this one, or one created under `/v1/keys`).
     /// Without one the server runs open: anyone may do anything.
-    #[arg(long, env = "EDGEQ_ADMIN_KEY", hide_env_values = true)]
+    #[arg(long, env = "EDGEQ_ADMIN_KEY", hide_env_values = true, value_parser = admin_key)]
     admin_key: Option<String>,
-    /// Most client connections open at once, per listener.
-    #[arg(long, env = "EDGEQ_MAX_CONNECTIONS", default_value_t = 1024)]
+    /// Most client connections open at once, per listener (at least 1).
+    #[arg(long, env = "EDGEQ_MAX_CONNECTIONS", default_value_t = 1024, value_parser = at_least_one)]
     max_connections: usize,
+}
+
+/// A namespace must be a name, or every request would fail.
+fn namespace(s: &str) -> Result<String, String> {
+    edgeq::model::Name::new(s).map(|_| s.to_owned()).map_err(|e| e.to_string())
+}
+
+/// A blank admin key is refused rather than taken for none: `EDGEQ_ADMIN_KEY=$KEY`
+/// with `KEY` unset must not quietly start an open server.
+fn admin_key(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("the admin key is blank; to run open on purpose, leave the flag and \
+                    EDGEQ_ADMIN_KEY unset"
+            .into());
+    }
+    Ok(s.to_owned())
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number of at least 1")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -239,5 +262,23 @@ mod tests {
         let dialects: Vec<_> = args.listen.iter().map(|l| l.dialect).collect();
         assert_eq!(dialects, [None, Some(Dialect::Memfifo), Some(Dialect::RestQueue)]);
         assert_eq!(args.root_dialect, Some(Dialect::Memfifo));
+    }
+
+    #[test]
+    fn values_that_would_break_every_request_are_refused_at_start() {
+        for bad in [
+            &["--namespace", "bad name"][..],
+            &["--admin-key", ""],
+            &["--admin-key", " "],
+            &["--max-connections", "0"],
+        ] {
+            let args = ["edgeq", "serve"].iter().chain(bad);
+            let e = Cli::try_parse_from(args).expect_err(&format!("{bad:?} is refused"));
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}");
+        }
+        let ok =
+            Cli::try_parse_from(["edgeq", "serve", "--namespace", "team-a", "--admin-key", "k"]);
+        let Command::Serve(args) = ok.unwrap().command else { panic!("not parsed as serve") };
+        assert_eq!((args.namespace.as_str(), args.admin_key.as_deref()), ("team-a", Some("k")));
     }
 }

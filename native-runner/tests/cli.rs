@@ -504,6 +504,21 @@ fn the_key_is_sent_as_a_bearer_token_and_a_foreign_answer_is_reported() {
     assert!(out.stderr.contains("unexpected answer") && out.stderr.contains("no edgq"), "{out:?}");
 }
 
+#[test]
+fn a_refused_key_says_how_to_give_one() {
+    let server = Server::run(|listener, stop| async move {
+        let store = NativeStore::open(&StoreSpec::Memory).unwrap();
+        let config = ApiConfig { admin_key: Some("admin".into()), ..ApiConfig::default() };
+        serve(listener, Arc::new(Api::new(Engine::new(store, SystemEnv), config)), stop)
+            .await
+            .unwrap();
+    });
+    let err = server.fails(&["queues", "list"]);
+    assert!(err.contains("(unauthorized, HTTP 401") && err.contains("--key KEY"), "{err}");
+    let out = run(edgeq(&server.url, &["--key", "admin", "queues", "list"]), None);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
 /// The `user-events` example publishing to `edgeq` (declared first: requests wait
 /// in the listener's backlog until it is done).
 fn user_events(edgeq_url: &str) -> Server {

@@ -59,7 +59,7 @@ pub enum Error {
     #[error("invalid receipt: {0}")]
     InvalidReceipt(String),
     /// The lease ended and the message was leased again, acknowledged or deleted.
-    #[error("receipt {0} is stale: its lease ended")]
+    #[error("receipt {0} is stale: its lease is over (it ran out, or was acked or nacked)")]
     StaleReceipt(String),
     /// A send with the same idempotency key is still in progress.
     #[error("a send with idempotency key {0:?} is still in progress")]

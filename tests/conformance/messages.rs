@@ -52,6 +52,12 @@ pub async fn send_keeps_any_content_type(c: &Client) {
     assert_eq!((&m.body[..], m.header("content-type")), (html.as_bytes(), Some("text/html")));
     assert_sandboxed(&m);
     assert_sandboxed(&c.pop("q").await.expect("the html message"));
+
+    // An empty Content-Type is none, not an empty one to hand back.
+    let empty = c.req(Method::POST, "/v1/queues/q/messages").header("content-type", "").body("e");
+    c.send(empty).await.expect(201);
+    let m = c.pop("q").await.expect("the message");
+    assert_eq!((&m.body[..], m.header("content-type")), (&b"e"[..], None));
 }
 
 /// An answer a browser will not run scripts in nor sniff another type from.

@@ -58,7 +58,9 @@ pub(crate) fn sandbox(h: &mut HeaderMap) {
 
 /// The request's Content-Type header, checked to be kept with a message.
 pub(crate) fn content_type_header(h: &HeaderMap) -> Result<Option<String>, ApiError> {
+    // An empty one is no type: it would come back as an empty header.
     header(h, header::CONTENT_TYPE.as_str())?
+        .filter(|c| !c.trim().is_empty())
         .map(content_type)
         .transpose()
         .map_err(|m| ApiError::bad_request("invalid_header", format!("header Content-Type: {m}")))

@@ -250,7 +250,7 @@ pub async fn bad_header_values_store_nothing(c: &Client) {
         ("edgeq-delay", "901", "invalid_value"),
         ("edgeq-ttl", "forever", "invalid_header"),
         ("edgeq-ttl", "0", "invalid_value"),
-        ("edgeq-ttl", "9999999", "invalid_value"),
+        ("edgeq-ttl", "99999999", "invalid_value"),
         ("edgeq-partition", "x", "invalid_header"),
         ("edgeq-partition", "5000", "invalid_value"),
         ("idempotency-key", "has space", "invalid_header"),

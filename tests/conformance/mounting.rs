@@ -3,6 +3,7 @@
 
 use crate::support::Client;
 use reqwest::Method;
+use serde_json::json;
 
 pub async fn messages_flow_across_route_sets(c: &Client) {
     c.post("/rest_queue/queues/shared").await.expect(201);
@@ -51,8 +52,14 @@ pub async fn messages_flow_across_route_sets(c: &Client) {
     )
     .await
     .expect(200);
+    // A v1 queue whose name only looks like rest_queue's escape of another
+    // (`..zz`) is one no rest_queue name reaches, so rest_queue does not list
+    // it; a canonical escape (`..2061`, rest_queue's ` a`) it lists decoded.
+    c.create("..zz", json!({})).await;
+    c.create("..2061", json!({})).await;
+    assert_eq!(c.get("/rest_queue/queues/..zz").await.status.as_u16(), 404);
     let r = c.get("/rest_queue/queues").await;
-    assert_eq!(&r.body[..], br#"{"message":"list of queue names","items":["shared","bin"]}"#);
+    assert_eq!(&r.body[..], br#"{"message":"list of queue names","items":["shared","bin"," a"]}"#);
     let r = c.post("/rest_queue/queues/bin/pop").await;
     assert_eq!(
         std::str::from_utf8(&r.body).unwrap(),

@@ -460,7 +460,7 @@ async fn delete<S: Store, E: Env>(
 /// `GET /queues`: every name, in creation order.
 async fn list<S: Store, E: Env>(engine: &Engine<S, E>, ns: &Name) -> Reply {
     let queues = all_queues(engine, ns, false).await.map_err(|e| refuse(e, ""))?;
-    let names: Vec<String> = queues.iter().map(|q| names::decode(&q.name)).collect();
+    let names: Vec<String> = queues.iter().filter_map(|q| names::decode(&q.name)).collect();
     let mut m = Message::new("list of queue names".to_owned());
     m.items = Some(&names);
     json(StatusCode::OK, &m)

@@ -13,9 +13,12 @@
 //! be at most [`MAX_ESCAPED_BYTES`] bytes long: longer ones cannot exist
 //! (creating one is a 422, every other route answers 404).
 //!
-//! Listing shows an engine name decoded only when it is the canonical escape of a
-//! name that needed one; anything else (e.g. `..zz` made through v1) is shown as
-//! it is, so no two queues are ever listed under the same name.
+//! Listing shows an engine name decoded when it is the canonical escape of a name
+//! that needed one, and a plain name as it is. A name that starts with the escape
+//! but is not a canonical one (`..zz`, made through v1) is not listed: no
+//! rest_queue name reaches it (`..zz` itself is escaped to `..2e2e7a7a`), and a
+//! listing shows only what its `GET` finds. So no two queues are ever listed
+//! under the same name, and every listed name can be used.
 
 use crate::model::Name;
 
@@ -41,9 +44,13 @@ pub(super) fn encode(s: &str) -> Option<Name> {
     Name::new(&format!("{ESCAPE}{hex}")).ok()
 }
 
-/// The rest_queue name under which engine name `name` is shown.
-pub(super) fn decode(name: &str) -> String {
-    escaped(name).unwrap_or_else(|| name.to_owned())
+/// The rest_queue name that reaches engine name `name`, if any.
+pub(super) fn decode(name: &str) -> Option<String> {
+    if name.starts_with(ESCAPE) {
+        escaped(name)
+    } else {
+        Some(name.to_owned())
+    }
 }
 
 /// The name `name` is the canonical escape of, if it is one.
@@ -88,11 +95,13 @@ mod tests {
     fn decoding_inverts_encoding_and_nothing_else() {
         for s in ["q1", "my queue", "..x", "it's", "日本", "a/b", "..", "...."] {
             let name = encode(s).unwrap();
-            assert_eq!(decode(name.as_str()), s, "{s:?}");
+            assert_eq!(decode(name.as_str()).as_deref(), Some(s), "{s:?}");
         }
-        // Not canonical escapes: shown as they are.
-        for raw in ["..zz", "..6", "..41", "..4A20", "..ff", "plain"] {
-            assert_eq!(decode(raw), raw);
+        // Not canonical escapes: no rest_queue name reaches them.
+        for raw in ["..zz", "..6", "..41", "..4A20", "..ff"] {
+            assert_eq!(decode(raw), None, "{raw}");
+            assert_ne!(encode(raw).unwrap().as_str(), raw);
         }
+        assert_eq!(decode("plain").as_deref(), Some("plain"));
     }
 }

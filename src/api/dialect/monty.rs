@@ -127,9 +127,8 @@ async fn consume<S: Store, E: Env>(cx: &Cx<'_, S, E>) -> Result<Response<Bytes>,
         Ok(value) => Ok(json(StatusCode::OK, &value)),
         Err(_) => {
             // Not ours: hand it back as stored rather than lose it.
-            let mut res = Response::new(Bytes::new());
+            let mut res = Response::new(m.body);
             wire::put_content_type(res.headers_mut(), m.content_type.as_deref());
-            *res.body_mut() = m.body;
             Ok(res)
         }
     }

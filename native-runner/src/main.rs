@@ -72,7 +72,12 @@ struct ServeArgs {
     #[arg(long, env = "EDGEQ_ADMIN_KEY", hide_env_values = true, value_parser = admin_key)]
     admin_key: Option<String>,
     /// Most client connections open at once, per listener (at least 1).
-    #[arg(long, env = "EDGEQ_MAX_CONNECTIONS", default_value_t = 1024, value_parser = at_least_one)]
+    #[arg(
+        long,
+        env = "EDGEQ_MAX_CONNECTIONS",
+        default_value_t = 1024,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     max_connections: usize,
 }
 
@@ -90,13 +95,6 @@ fn admin_key(s: &str) -> Result<String, String> {
             .into());
     }
     Ok(s.to_owned())
-}
-
-fn at_least_one(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("{s:?} is not a whole number of at least 1")),
-    }
 }
 
 fn main() -> ExitCode {

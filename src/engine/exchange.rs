@@ -313,15 +313,11 @@ impl<S: Store, E: Env> Engine<S, E> {
                 set.push((Binding { queue: e.queue, key: e.key }, e.index));
             }
         }
-        let mut queues: Vec<String> = set.iter().map(|(b, _)| b.queue.clone()).collect();
-        queues.sort_unstable();
-        queues.dedup();
-        let live = self.live_indexes(ns, &queues).await?;
+        let live = self.live_indexes(ns, set.iter().map(|(b, _)| b.queue.as_str())).await?;
         Ok(set
             .into_iter()
             .filter(|(b, index)| {
-                let at = queues.binary_search(&b.queue).ok();
-                at.and_then(|i| live[i]).is_some_and(|live| index.is_none_or(|i| i == live))
+                live.get(&b.queue).is_some_and(|live| index.is_none_or(|i| i == *live))
             })
             .map(|(b, _)| b)
             .collect())

@@ -25,6 +25,7 @@ use crate::model::{Millis, Name, QueueConfig};
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Most list entries one listing call reads before returning a cursor.
@@ -105,23 +106,28 @@ impl<S: Store, E: Env> Engine<S, E> {
         Ok(self.store.set(&keys::queue_meta(ns, q), &v).await?)
     }
 
-    /// The list index of each live queue among `names` (one `get_many`); `None`
-    /// for a name that is no queue's, or a deleted one's.
+    /// The list index of each live queue among `names` (one `get_many`); names
+    /// that are no live queue's are left out.
     pub(crate) async fn live_indexes(
         &self,
         ns: &Name,
-        names: &[String],
-    ) -> Result<Vec<Option<u64>>> {
-        let names: Vec<Option<Name>> = names.iter().map(|q| Name::new(q).ok()).collect();
-        let keys: Vec<String> = names.iter().flatten().map(|q| keys::queue_meta(ns, q)).collect();
-        if keys.is_empty() {
-            return Ok(vec![None; names.len()]);
+        names: impl IntoIterator<Item = &str>,
+    ) -> Result<HashMap<String, u64>> {
+        let mut names: Vec<Name> = names.into_iter().filter_map(|q| Name::new(q).ok()).collect();
+        names.sort_unstable();
+        names.dedup();
+        if names.is_empty() {
+            return Ok(HashMap::new());
         }
-        let mut found = self.store.get_many(&keys).await?.into_iter();
+        let keys: Vec<String> = names.iter().map(|q| keys::queue_meta(ns, q)).collect();
+        let found = self.store.get_many(&keys).await?;
         Ok(names
-            .iter()
-            .map(|q| q.as_ref().and_then(|_| found.next().flatten()))
-            .map(|v| v.and_then(decode_meta).filter(|m| !m.deleted).map(|m| m.index))
+            .into_iter()
+            .zip(found)
+            .filter_map(|(q, v)| {
+                let meta = v.and_then(decode_meta).filter(|m| !m.deleted)?;
+                Some((q.to_string(), meta.index))
+            })
             .collect())
     }
 

@@ -21,7 +21,7 @@ use wasm_host::{start_wasm_host_with, HostOptions};
 async fn start_native(spec: StoreSpec) -> (String, tokio::sync::oneshot::Sender<()>) {
     let store = NativeStore::open(&spec).expect("open the store");
     store.check().await.expect("the store answers");
-    let api = Arc::new(Api::new(Engine::new(store, SystemEnv), ApiConfig::default()));
+    let api = Arc::new(Api::new(Engine::new(store, SystemEnv::default()), ApiConfig::default()));
     let listener =
         tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
     let addr = listener.local_addr().expect("local address");

@@ -7,10 +7,23 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
 
-/// The real world: the system clock, the OS random source and tokio's timer.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemEnv;
+/// The real world: the system clock, the OS random source and tokio's timer, and
+/// optionally the server's stop signal.
+#[derive(Debug, Clone, Default)]
+pub struct SystemEnv {
+    stop: Option<watch::Receiver<bool>>,
+}
+
+impl SystemEnv {
+    /// An environment that is [`Env::stopping`] once `stop` holds `true`: long
+    /// polls then answer at once, so a server shutting down does not wait out
+    /// its clients' polls (up to 20 s) before it exits.
+    pub fn stopped_by(stop: watch::Receiver<bool>) -> Self {
+        Self { stop: Some(stop) }
+    }
+}
 
 impl Env for SystemEnv {
     /// Milliseconds since the Unix epoch by the system clock (0 before 1970).
@@ -37,8 +50,24 @@ impl Env for SystemEnv {
         })
     }
 
+    /// tokio's timer; cut short when the stop signal comes.
     fn sleep(&self, millis: u64) -> impl Future<Output = ()> + Send {
-        tokio::time::sleep(Duration::from_millis(millis))
+        let stop = self.stop.clone();
+        async move {
+            let sleep = tokio::time::sleep(Duration::from_millis(millis));
+            match stop {
+                Some(mut stop) => tokio::select! {
+                    () = sleep => {}
+                    // A closed channel (Err) never stops the sleep.
+                    Ok(_) = stop.wait_for(|stop| *stop) => {}
+                },
+                None => sleep.await,
+            }
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|stop| *stop.borrow())
     }
 }
 
@@ -53,13 +82,34 @@ fn fallback_random() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::pin::pin;
+    use std::task::{Context, Waker};
 
     #[test]
     fn clock_and_entropy_look_real() {
-        let env = SystemEnv;
+        let env = SystemEnv::default();
         // After 2020-01-01 and before 2200.
         assert!(env.now() > 1_577_836_800_000 && env.now() < 7_258_118_400_000);
         assert_ne!(env.random(), env.random());
         assert_ne!(fallback_random(), fallback_random());
+    }
+
+    #[tokio::test]
+    async fn the_stop_signal_cuts_sleeps_short() {
+        let mut cx = Context::from_waker(Waker::noop());
+        let (stop, stopped) = watch::channel(false);
+        let env = SystemEnv::stopped_by(stopped);
+        assert!(!env.stopping());
+        assert!(pin!(env.sleep(60_000)).poll(&mut cx).is_pending());
+        stop.send(true).unwrap();
+        assert!(env.stopping());
+        assert!(pin!(env.sleep(60_000)).poll(&mut cx).is_ready());
+        // No signal, or one whose sender is gone without a stop: sleeps are whole.
+        assert!(pin!(SystemEnv::default().sleep(60_000)).poll(&mut cx).is_pending());
+        let (stop, stopped) = watch::channel(false);
+        drop(stop);
+        let env = SystemEnv::stopped_by(stopped);
+        assert!(!env.stopping());
+        assert!(pin!(env.sleep(60_000)).poll(&mut cx).is_pending());
     }
 }

@@ -57,7 +57,10 @@ mod tests {
     #[tokio::test]
     async fn a_large_purge_is_reclaimed_without_any_request() {
         let store = Arc::new(MemoryStore::new());
-        let api = Arc::new(Api::new(Engine::new(store.clone(), SystemEnv), ApiConfig::default()));
+        let api = Arc::new(Api::new(
+            Engine::new(store.clone(), SystemEnv::default()),
+            ApiConfig::default(),
+        ));
         let (ns, q) = (Name::new("default").unwrap(), Name::new("q").unwrap());
         let engine = api.engine();
         engine.put_queue(&ns, &q, QueueConfig::default()).await.unwrap();

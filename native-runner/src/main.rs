@@ -136,7 +136,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         admin_key: args.admin_key.clone(),
         ..ApiConfig::default()
     };
-    let api = Arc::new(Api::new(Engine::new(store, SystemEnv), config));
+    // Tells the listeners, the housekeeping and long polls to stop.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let env = SystemEnv::stopped_by(stopped.clone());
+    let api = Arc::new(Api::new(Engine::new(store, env), config));
     if api.is_open() {
         warn!(
             "NO ADMIN KEY CONFIGURED: edgeq runs OPEN, anyone who can reach it may read, \
@@ -151,7 +154,6 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {}: {e}", l.addr))?;
         listeners.push((listener, l.dialect));
     }
-    let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     for (listener, dialect) in listeners {
         let addr =

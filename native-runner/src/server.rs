@@ -21,7 +21,10 @@
 //! - Shutdown: when the shutdown future completes, the listener is closed, every
 //!   connection is told to finish (hyper's `graceful_shutdown`: idle keep-alive
 //!   connections close at once, busy ones after their current response), and
-//!   [`serve`] returns once every connection and request task has ended.
+//!   [`serve`] returns once every connection and request task has ended. Long
+//!   polls end early only if the `Api`'s environment hears the same signal
+//!   ([`SystemEnv::stopped_by`](crate::SystemEnv::stopped_by), as `edgeq serve`
+//!   sets it); otherwise shutdown waits for them (up to 20 s).
 
 use bytes::Bytes;
 use edgeq::api::{error_response, Api, Dialect};
@@ -415,7 +418,7 @@ mod tests {
 
         let store = crate::NativeStore::open(&crate::StoreSpec::Memory).unwrap();
         let api = Arc::new(Api::new(
-            edgeq::engine::Engine::new(store, crate::SystemEnv),
+            edgeq::engine::Engine::new(store, crate::SystemEnv::default()),
             edgeq::api::ApiConfig::default(),
         ));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

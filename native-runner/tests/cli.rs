@@ -38,7 +38,8 @@ impl Server {
     fn start() -> Self {
         Self::run(|listener, stop| async move {
             let store = NativeStore::open(&StoreSpec::Memory).unwrap();
-            let api = Arc::new(Api::new(Engine::new(store, SystemEnv), ApiConfig::default()));
+            let api =
+                Arc::new(Api::new(Engine::new(store, SystemEnv::default()), ApiConfig::default()));
             serve(listener, api, stop).await.unwrap();
         })
     }
@@ -385,7 +386,7 @@ fn consume_waits_for_a_server_that_is_down_and_goes_on_once_it_is_up() {
     let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
     let server = Server::run_on(listener, |listener, stop| async move {
         let store = NativeStore::open(&StoreSpec::Memory).unwrap();
-        let engine = Engine::new(store, SystemEnv);
+        let engine = Engine::new(store, SystemEnv::default());
         let (ns, q) = (Name::new("default").unwrap(), Name::new("jobs").unwrap());
         engine.put_queue(&ns, &q, QueueConfig::default()).await.unwrap();
         let job = NewMessage { body: "job 1".into(), ..Default::default() };
@@ -509,7 +510,7 @@ fn a_refused_key_says_how_to_give_one() {
     let server = Server::run(|listener, stop| async move {
         let store = NativeStore::open(&StoreSpec::Memory).unwrap();
         let config = ApiConfig { admin_key: Some("admin".into()), ..ApiConfig::default() };
-        serve(listener, Arc::new(Api::new(Engine::new(store, SystemEnv), config)), stop)
+        serve(listener, Arc::new(Api::new(Engine::new(store, SystemEnv::default()), config)), stop)
             .await
             .unwrap();
     });

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Guards against a hung test only; nothing asserts on how long anything takes.
@@ -25,26 +25,29 @@ const HANG_GUARD: Duration = Duration::from_secs(60);
 
 struct Server {
     addr: SocketAddr,
-    stop: oneshot::Sender<()>,
+    stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
 }
 
 impl Server {
+    /// A server whose stop signal reaches its environment too, as `edgeq serve`'s.
     async fn start() -> Self {
         let store = NativeStore::open(&StoreSpec::Memory).unwrap();
-        let api = Arc::new(Api::new(Engine::new(store, SystemEnv), ApiConfig::default()));
+        let (stop, stopped) = watch::channel(false);
+        let env = SystemEnv::stopped_by(stopped.clone());
+        let api = Arc::new(Api::new(Engine::new(store, env), ApiConfig::default()));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, api, async move {
-            let _ = stopped.await;
+            let mut stopped = stopped;
+            let _ = stopped.wait_for(|stop| *stop).await;
         }));
         Server { addr, stop, task }
     }
 
     /// Signals shutdown and waits for `serve` to return.
     async fn shutdown(self) {
-        self.stop.send(()).unwrap();
+        self.stop.send(true).unwrap();
         let result = tokio::time::timeout(HANG_GUARD, self.task)
             .await
             .expect("serve did not return after shutdown");
@@ -65,7 +68,7 @@ impl Reply {
     }
 }
 
-/// Reads one response with a `Content-Length` from `conn`.
+/// Reads one response with a `Content-Length` (or a 204) from `conn`.
 async fn read_reply(conn: &mut TcpStream) -> Reply {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -84,7 +87,10 @@ async fn read_reply(conn: &mut TcpStream) -> Reply {
             let (name, value) = l.split_once(':')?;
             name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse().unwrap())
         })
-        .expect("a Content-Length");
+        .unwrap_or_else(|| {
+            assert!(head.starts_with("HTTP/1.1 204 "), "no Content-Length: {head}");
+            0
+        });
     let mut body = buf[head_end..].to_vec();
     while body.len() < len {
         let n = conn.read(&mut chunk).await.unwrap();
@@ -167,10 +173,42 @@ async fn shutdown_lets_an_in_flight_request_finish() {
     }
     assert!(interim.starts_with(b"HTTP/1.1 100"), "{interim:?}");
     let Server { stop, task, .. } = server;
-    stop.send(()).unwrap();
+    stop.send(true).unwrap();
     conn.write_all(b"{}").await.unwrap();
     let status = read_reply(&mut conn).await.status();
     assert!((200..600).contains(&status));
+    let result = tokio::time::timeout(HANG_GUARD, task).await;
+    result.expect("serve did not return").unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_answers_a_long_poll_in_flight() {
+    let server = Server::start().await;
+    let mut conn = TcpStream::connect(server.addr).await.unwrap();
+    conn.write_all(b"PUT /v1/queues/lp HTTP/1.1\r\nHost: edgeq\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_reply(&mut conn).await.status(), 201);
+    // "100 Continue" proves the server is inside the request; after the stop, its
+    // body arrives and the poll looks at the queue once (the unit tests of
+    // `Env::stopping` show it does not wait) and answers like an empty poll.
+    conn.write_all(
+        b"POST /v1/queues/lp/receive?wait=20 HTTP/1.1\r\nHost: edgeq\r\n\
+          Content-Length: 2\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut interim = Vec::new();
+    while !interim.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        assert_eq!(conn.read(&mut byte).await.unwrap(), 1, "closed early");
+        interim.push(byte[0]);
+    }
+    assert!(interim.starts_with(b"HTTP/1.1 100"), "{interim:?}");
+    let Server { stop, task, .. } = server;
+    stop.send(true).unwrap();
+    conn.write_all(b"{}").await.unwrap();
+    assert_eq!(read_reply(&mut conn).await.status(), 204);
     let result = tokio::time::timeout(HANG_GUARD, task).await;
     result.expect("serve did not return").unwrap().unwrap();
 }

@@ -27,7 +27,7 @@ const MESSAGES: u64 = 1_200;
 async fn start(spec: &StoreSpec) -> (String, oneshot::Sender<()>) {
     let store = NativeStore::open(spec).expect("open the store");
     store.check().await.expect("the store answers");
-    let api = Arc::new(Api::new(Engine::new(store, SystemEnv), ApiConfig::default()));
+    let api = Arc::new(Api::new(Engine::new(store, SystemEnv::default()), ApiConfig::default()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
     let url = format!("http://{}", listener.local_addr().expect("local address"));
     let (stop, stopped) = oneshot::channel::<()>();

@@ -3,7 +3,7 @@
 
 use super::Env;
 use crate::model::Millis;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The increment of a splitmix64 stream: its state goes up by this per draw.
@@ -18,17 +18,27 @@ pub fn splitmix64(state: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A shared virtual clock and seeded random stream. Clones share both.
+/// A shared virtual clock, seeded random stream and stop flag. Clones share them.
 #[derive(Debug, Clone)]
 pub struct ManualEnv {
     now: Arc<AtomicU64>,
     rng: Arc<AtomicU64>,
+    stopping: Arc<AtomicBool>,
 }
 
 impl ManualEnv {
     /// A clock at `now` with random stream `seed`.
     pub fn new(now: Millis, seed: u64) -> Self {
-        Self { now: Arc::new(AtomicU64::new(now)), rng: Arc::new(AtomicU64::new(seed | 1)) }
+        Self {
+            now: Arc::new(AtomicU64::new(now)),
+            rng: Arc::new(AtomicU64::new(seed | 1)),
+            stopping: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// From now on the host is shutting down ([`Env::stopping`]).
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
     }
 
     /// Moves the clock forward by `millis`.
@@ -50,5 +60,9 @@ impl Env for ManualEnv {
     fn sleep(&self, millis: u64) -> impl std::future::Future<Output = ()> + Send {
         self.advance(millis);
         std::future::ready(())
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 }

@@ -282,8 +282,15 @@ pub trait Env: Send + Sync {
     fn now(&self) -> Millis;
     /// A random 64-bit number.
     fn random(&self) -> u64;
-    /// Waits `millis` (used only by long polling).
+    /// Waits `millis` (used only by long polling). A host that is stopping may
+    /// end the wait early.
     fn sleep(&self, millis: u64) -> impl Future<Output = ()> + Send;
+    /// Whether the host is shutting down: a long poll then answers with what it
+    /// has instead of waiting on (as SQS answers an empty receive), so a server
+    /// stops at once rather than after its longest poll. Never, by default.
+    fn stopping(&self) -> bool {
+        false
+    }
 }
 
 /// The queue engine over store `S` and host environment `E`.

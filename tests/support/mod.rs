@@ -111,7 +111,7 @@ async fn start_native_with(spec: StoreSpec, dir: Option<PathBuf>, config: ApiCon
     let store = NativeStore::open(&spec).expect("open the store");
     let queuey_apps = QueueyApp::parse_list(QUEUEY_APPS).expect("valid Queuey applications");
     let config = ApiConfig { queuey_apps, ..config };
-    let api = Arc::new(Api::new(Engine::new(store, SystemEnv), config));
+    let api = Arc::new(Api::new(Engine::new(store, SystemEnv::default()), config));
     let listener =
         tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
     let addr = listener.local_addr().expect("local address");

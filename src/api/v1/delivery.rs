@@ -70,7 +70,7 @@ pub(super) async fn receive<S: Store, E: Env>(
     let msgs = loop {
         let msgs = cx.engine.receive(cx.ns, q, opts).await?;
         let now = env.now();
-        if !msgs.is_empty() || now >= deadline {
+        if !msgs.is_empty() || now >= deadline || env.stopping() {
             break msgs;
         }
         env.sleep(interval.min(deadline - now)).await;
@@ -266,5 +266,35 @@ mod tests {
         assert_eq!(v["results"][0]["receipt"], "a");
         assert!(v["results"][0].get("error").is_none());
         assert_eq!(v["results"][1]["error"]["code"], "stale_receipt");
+    }
+
+    /// A long poll on an empty queue, on a virtual clock: how long it waited.
+    fn long_poll_wait(stopping: bool) -> (u16, u64) {
+        use crate::api::{Api, ApiConfig};
+        use crate::engine::{Engine, ManualEnv};
+        use crate::store::MemoryStore;
+        use futures::executor::block_on;
+        let env = ManualEnv::new(1_000, 1);
+        let api = Api::new(Engine::new(MemoryStore::new(), env.clone()), ApiConfig::default());
+        let call = |method: &str, uri: &str| {
+            let req = http::Request::builder().method(method).uri(uri).body(Bytes::new());
+            block_on(api.handle(req.unwrap())).status().as_u16()
+        };
+        assert_eq!(call("PUT", "/v1/queues/q"), 201);
+        if stopping {
+            env.stop();
+        }
+        let start = env.now();
+        let status = call("POST", "/v1/queues/q/receive?wait=20");
+        (status, env.now() - start)
+    }
+
+    #[test]
+    fn a_long_poll_waits_its_time_unless_the_host_is_stopping() {
+        let (status, waited) = long_poll_wait(false);
+        assert_eq!((status, waited), (204, 20_000));
+        // Stopping: one look at the queue, no wait.
+        let (status, waited) = long_poll_wait(true);
+        assert_eq!((status, waited), (204, 0));
     }
 }

@@ -11,9 +11,10 @@
 //!
 //! The consumer that took the slot from the head (its `increment(s, 2)` made
 //! the commit counter 3, which happens once per slot) needs no number: claim 0
-//! is reserved for it. It writes `r0` and reads the counter, one call fewer than
-//! a numbered claim (a pop's most frequent path), and every numbered claimant
-//! reads `r0` with the others, as the oldest claim. The handshake is the same:
+//! is reserved for it. It writes `r0` and reads the counter: two calls where a
+//! numbered claim takes four (no number to draw, and no records to read while
+//! nobody else claimed; a pop's most frequent path), and every numbered
+//! claimant reads `r0` with the others, as the oldest claim. The handshake is the same:
 //! whoever reads last sees the other's record.
 
 use super::slot::{decode, encode, Claim, Slot};

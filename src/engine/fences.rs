@@ -14,6 +14,9 @@
 //! the slot up after). Scans read the list in the call that reads the low-water
 //! mark and delete the counters that are due. A fence on a ticket past the tail
 //! is never listed: its writer has not started and may start any time later.
+//! Nor is one a take created on an engine's hint (`hint.rs`), which did not read
+//! the tail and cannot tell: should that ticket's writer die before it comes,
+//! the counter stays until the queue is purged or deleted (`reclaim.rs`).
 //!
 //! The list is one value per partition, rewritten with `set`. Two deciders that
 //! add at once can lose an entry, and a full list takes no more: such a fence

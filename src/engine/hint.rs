@@ -2,11 +2,11 @@
 //!
 //! A take reads `head` and `tail` before it moves the head, so that an empty ring
 //! does not hand consumers tickets that writers then have to skip. Deep in a
-//! backlog that check cannot fail, and it is two of a pop's thirteen store calls
-//! (two network round trips on Redis). So an engine remembers, per ring, the
-//! backlog its last check saw, counts its own takes against it, and while the
-//! remembered backlog is over [`DEEP`] and younger than [`MAX_AGE`] it takes
-//! tickets without the check.
+//! backlog that check cannot fail, and it is two of the twelve store calls a pop
+//! makes there (two network round trips on Redis). So an engine remembers, per
+//! ring, the backlog its last check saw, counts its own takes against it, and
+//! while the remembered backlog is over [`DEEP`] and younger than [`MAX_AGE`] it
+//! takes tickets without the check.
 //!
 //! The hint decides nothing. Other consumers (other threads of this engine,
 //! other hosts) also drain the ring, so a hint can be wrong; then the ticket is

@@ -47,7 +47,8 @@ pub fn list_len(ns: &Name) -> String {
     format!("{ns}//list")
 }
 
-/// Queue-list entry `n` (a plain value: the queue name and incarnation).
+/// Queue-list entry `n` (a plain value: the queue name; the metadata's `index`
+/// says whether the entry is the queue's live one).
 pub fn list_entry(ns: &Name, n: u64) -> String {
     format!("{ns}//list/{n}")
 }

@@ -4,10 +4,11 @@
 //! reads a clock and draws no entropy except through [`Env`]. One request is one
 //! engine call is one sequence of [`Store`] calls; hosts (the native server, the
 //! Spin component, the simulation) only convert. Calls that mutate: everything
-//! but `get_queue`, `list_queues`, `browse` and `get_message`. `now` comes from
-//! `Env::now` once per operation; hosts may disagree by a small skew (well under
-//! the one-second margin between `WRITER_DEADLINE` and `GRACE`) and a repeated or
-//! early `now` is harmless: every timeout is checked lazily against it.
+//! but `get_queue`, `list_queues`, `browse`, `get_message`, `get_exchange` and
+//! `reclaim_backlog`. `now` comes from `Env::now` once per operation; hosts may
+//! disagree by a small skew (well under the three-second margin between
+//! `WRITER_DEADLINE`, 2 s, and `GRACE`, 5 s) and a repeated or early `now` is
+//! harmless: every timeout is checked lazily against it.
 //!
 //! # Why the protocol looks like this
 //!
@@ -36,10 +37,12 @@
 //! - per partition `p` (a FIFO ticket ring) `…/{p}/t` tail and `…/{p}/h` head
 //!   counters, `…/{p}/lo` low-water mark, `…/{p}/sc` scan cursor, `…/{p}/fe`
 //!   commit counters to delete once their writers cannot come (`fences.rs`).
-//! - per slot `i`: `…/{i}/m` record (`…/b{j}` body chunks over 64 KiB), `…/s`
-//!   commit counter, `…/c` claim counter and `…/r{k}` claim records, `…/d`
-//!   deliveries counter, `…/z` state hint (written only by whoever decided the
-//!   slot), `…/u` when the slot was first seen undecided with no live claim 0
+//! - per slot `i` of partition `p`: `…/{p}/{i}/m` record (a body over 64 KiB
+//!   goes in 1 MiB chunks `…/{p}/{i}/b{j}`), `…/s` commit counter, `…/c` claim
+//!   counter and `…/r{k}` claim records, `…/d` deliveries counter, `…/z` state
+//!   hint (written by the slot's deciders, claimants and finishers, never by a
+//!   scan that only stamps it), `…/u` when the slot was first seen undecided with
+//!   no live claim 0
 //!   (a separate key, so a stamp written late never overwrites a decision: a
 //!   finished slot stamped over would hold the low-water mark back for `GRACE`).
 //!
@@ -64,7 +67,8 @@
 //! writer either deleted it or gave up without retrying. A writer past
 //! `WRITER_DEADLINE` before committing gives the slot up without ever committing
 //! (it adds `2^32`), so it never commits into a slot consumers stopped waiting
-//! for. A writer whose store call fails between its ticket and its commit gives
+//! for, and pushes again on a new ticket (8 tickets in all, then the send fails
+//! with `Contention`). A writer whose store call fails between its ticket and its commit gives
 //! the slot up the same way, as far as the store lets it; when the commit
 //! increment itself failed, it reads the counter back first: its own bit alone
 //! means the commit landed and the send succeeded, no bit means it did not,
@@ -80,12 +84,13 @@
 //! Read `head` and `tail` (`increment(_, 0)`): `head >= tail` is empty, and the
 //! head does not move. (An engine that recently read a deep backlog on the ring
 //! skips this check: `hint.rs`.) Near the tail, peek at the next slot's commit
-//! counter: still 0 means its writer is at work, so report empty instead of
-//! making it retry — unless the slot was first seen undecided more than `GRACE`
-//! ago (stamped in `u`). A stamp written on first sight is followed by one more
-//! read of `head`: if it moved, another consumer took the slot meanwhile and may
-//! have finished and swept it before the stamp landed, so the stamp is deleted
-//! again. (Deep in a backlog the peek is skipped: the peek only
+//! counter. Still 0: read `head` again, and start over if it moved (another
+//! consumer took the slot); otherwise its writer is at work, so report empty
+//! instead of making it retry — unless the slot was first seen undecided more
+//! than `GRACE` ago (stamped in `u`). A stamp written on first sight is followed
+//! by one more read of `head`: if it moved, another consumer took the slot
+//! meanwhile and may have finished and swept it before the stamp landed, so the
+//! stamp is deleted again. (Deep in a backlog the peek is skipped: the peek only
 //! spares writers a retry, it decides nothing.) Then
 //! `i = increment(head, 1)` gives this consumer slot `i` alone and
 //! `increment(s, 2)` decides it against the writer: 3 means the writer committed
@@ -93,7 +98,8 @@
 //! dead, its counter kept for the writer and, once the writer holds its ticket,
 //! listed for deletion when it can no longer come: `fences.rs`); with `2^32` in
 //! it the writer had given up already, and the slot is finished with its counter.
-//! Tickets past the tail only cost their writer a retry.
+//! Tickets past the tail only cost their writer a retry. A take burns at most 8
+//! given-up tickets before it reports empty.
 //!
 //! # Claims (`claim.rs`): who delivers, defers or finishes a message
 //!
@@ -129,13 +135,14 @@
 //!
 //! # Pop, receive, redelivery (`deliver.rs`; the scan behind the head: `scan.rs`)
 //!
-//! Pop and receive take fresh slots from the head; one call in eight (and any call
-//! that finds the head dry) also scans one batch (32 slots) behind the head, from
-//! the low-water mark or, every other turn, a rotating cursor, reading the `z`
-//! hints with one `get_many`: leases and deferrals whose time has come, and slots
-//! with no state yet. For those it reads claim 0, the `u` stamp and the mark
-//! again in one more `get_many` (a slot below the mark was swept meanwhile and
-//! is left alone): a live claim 0 means the slot's taker is at work on it (nothing is
+//! Pop and receive take fresh slots from the head. One call in eight first scans
+//! one batch (32 slots) behind the head, in each partition it visits, so that
+//! redeliveries are not starved; any other call scans a partition once its head
+//! is dry. A scan starts at the low-water mark or, every other turn, at a
+//! rotating cursor, and reads the `z` hints with one `get_many`: leases and
+//! deferrals whose time has come are due at once; for slots with no state yet it
+//! reads claim 0, the `u` stamp and the mark in one more `get_many` (a slot below
+//! the mark was swept meanwhile and is left alone): a live claim 0 means the slot's taker is at work on it (nothing is
 //! written); one that ended means the taker died or stalled past its lease or
 //! hold, and the slot is due like any ended lease (claim 0 is only written after
 //! the taker's own `increment(s, 2)` found the writer's commit); one abandoned
@@ -150,15 +157,18 @@
 //! slot claimed or swept since is deleted again, or it would outlive the slot.
 //! Once no consumer decided a stamped slot within
 //! `GRACE` (a consumer died between its ticket and its claim; at the mark with a
-//! batch taken since, at once: see the known limits) the scan stands in for it
-//! with the same `increment(s, 2)` and claim protocol, and delivers a
-//! committed-looking slot only `GRACE` after its ticket.
+//! batch taken since, at once: see the known limits) the scan stands in for it:
+//! it reads the commit counter and, still 0, adds 2 as a taker would (deciding
+//! the slot dead); a committed slot it claims with a numbered claim and delivers
+//! only `GRACE` after its ticket.
 //! Each won slot: expired by TTL → finish; not visible yet → turn the claim into a
 //! deferral until `visible_at`; else deliver (receive: a lease until now plus the
 //! visibility timeout; pop: a short hold, then finish at once). A delivery is
-//! counted (`increment(d, 1)`); past `max_receives` the message is copied to the
-//! dead-letter queue first and finished second (a crash between leaves two copies,
-//! never none). A call that stalled past a lease or hold it won drops that message
+//! counted (`increment(d, 1)`; a pop from the head needs no count: nothing was
+//! delivered before, and the message is gone after). Past `max_receives` a
+//! receive copies the message to the dead-letter queue first and finishes it
+//! second (a crash between leaves two copies, never none); a pop takes the
+//! message whatever its count, since no later delivery is left to limit. A call that stalled past a lease or hold it won drops that message
 //! rather than hand it out (someone else may hold it by then). Pop is
 //! at-most-once only in its last step: a host that dies after claiming but before
 //! finishing leaves the message to be delivered again after the hold.
@@ -196,13 +206,14 @@
 //! One that finds the queue full peeks at the heads of up to 4 partitions (2
 //! calls each) and drops what expired there (about a pop's cost each, 8 per
 //! partition at most: `reap_expired`) before it is refused or goes on.
-//! Pop of one message: about 12, independent of depth and of the number in
-//! flight (a scan adds 4 one call in eight, and 2 per further batch it sweeps);
-//! 2 fewer deep in a backlog, where a take skips the emptiness check on an
-//! engine's hint (`hint.rs`); an empty queue answers after 6. One consume call
-//! in 32 also takes a step of reclaiming purged and deleted incarnations (2
-//! calls when there is nothing to reclaim). Purge and delete: a few calls, then
-//! up to 8 such steps (`reclaim.rs`), each a few calls and one `delete_many` of
+//! Pop of one message: 12, independent of depth and of the number in flight (13
+//! within 64 slots of the tail, where the take peeks at the writer's commit; 10
+//! deep in a backlog, where it skips the emptiness check on an engine's hint:
+//! `hint.rs`); a scan adds 2 to 4 one call in eight (per partition visited), 4
+//! more when it sweeps a run at the mark, and 5 per further batch it sweeps; an
+//! empty queue answers after 6. One consume call in 32 also takes a step of
+//! reclaiming purged and deleted incarnations (2 calls when there is nothing to
+//! reclaim). Purge and delete: a few calls, then up to 8 such steps (`reclaim.rs`), each a few calls and one `delete_many` of
 //! up to 128 slots' keys.
 //!
 //! # Known limits (next steps)

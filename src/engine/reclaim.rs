@@ -12,8 +12,9 @@
 //! mark to its head or its tail, whichever is further (tickets past the tail
 //! hold fences), [`RING_BATCH`] slots a step, every key a slot can have (record,
 //! chunks, commit counter, claim counter and records, deliveries, state,
-//! stamp); then the partition's own keys, the commit counters its fence list
-//! names and a stamp left just below its mark; then the idempotency log, a
+//! stamp), the first batch also the commit counters its fence list names and a
+//! stamp left just below its mark, the last the partition's own keys; then the
+//! idempotency log, a
 //! batch a step, from where its cleaning got (`idem.rs`); last the
 //! incarnation's counters, its exclusive-creation counter, a deleted queue's
 //! list entry and the graveyard entry itself.

@@ -158,9 +158,9 @@ impl<S: Store, E: Env> Engine<S, E> {
     /// Takes back the stamps just written on slots that turn out to be taken:
     /// claim 0 written since (its taker was between its ticket and its claim,
     /// as the newest slots often are), or below the mark (finished and swept
-    /// meanwhile; a sweep moves the mark before it deletes, so a stamp that
-    /// landed after the delete is seen here). Left there, such a stamp is a
-    /// key nobody deletes.
+    /// meanwhile; a sweep deletes the run's keys, moves the mark, then deletes
+    /// the run's stamps again, so a stamp that lands after the mark moved is
+    /// seen here). Left there, such a stamp is a key nobody deletes.
     async fn unstamp_taken(&self, ring: &RingKeys, stamped: &[Slot]) -> Result<()> {
         if stamped.is_empty() {
             return Ok(());

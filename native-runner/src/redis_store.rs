@@ -45,7 +45,9 @@
 //! any number of calls share it concurrently, their commands pipelined on the
 //! socket, so a handful of sockets carry any number of requests. A manager
 //! reconnects by itself when its socket breaks (the call that saw the break fails,
-//! later calls use the new socket). More than one socket keeps one large value
+//! later calls use the new socket). A call that finds its connection's last
+//! reconnect refused (Redis was down when it tried) was never sent: it is sent
+//! once more on a fresh attempt, so once Redis is back every call succeeds. More than one socket keeps one large value
 //! (up to 1 MiB) from delaying every other call behind it and spreads the protocol
 //! work of the replies over tokio's workers; more than a few would only add
 //! sockets to Redis, which executes commands on one thread anyway.
@@ -56,7 +58,8 @@
 //! [`RedisStore::ping`] at startup to fail fast on a wrong URL.
 //!
 //! A failed or timed-out command is a [`StoreError`] (the request answers 503);
-//! nothing is retried, so an `INCRBY` whose reply was lost is never applied twice.
+//! nothing that may have been sent is retried, so an `INCRBY` whose reply was lost
+//! is never applied twice.
 //! The engine's protocol tolerates a call whose effect is unknown, as it tolerates a
 //! host dying between two calls. Commands time out after [`RESPONSE_TIMEOUT`].
 //!
@@ -174,7 +177,15 @@ impl RedisStore {
         cmd: &redis::Cmd,
     ) -> StoreResult<T> {
         let mut conn = self.conn().await?;
-        cmd.query_async(&mut conn).await.map_err(|e| self.fail(what, e))
+        match cmd.query_async(&mut conn).await {
+            // The connection's last attempt to reconnect was refused (Redis was
+            // down): the command was never sent, and the failure has the manager
+            // connect again, so one retry cannot apply it twice, and after an
+            // outage it spares the first call on each connection a 503.
+            Err(e) if e.is_connection_refusal() => cmd.query_async(&mut conn).await,
+            result => result,
+        }
+        .map_err(|e| self.fail(what, e))
     }
 }
 

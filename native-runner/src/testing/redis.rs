@@ -2,9 +2,12 @@
 //! port, with nothing persisted (`--save '' --appendonly no`), in a temporary
 //! directory, killed when dropped. A test that needs Redis starts its own, so tests
 //! running in parallel never share a key, and nothing depends on a Redis the machine
-//! may or may not run. `scripts/test.sh` installs `redis-server` when it is missing;
-//! without it [`RedisServer::start`] panics with a message that says so. A test is
-//! never skipped silently.
+//! may or may not run. [`RedisServer::start_persistent`] keeps an append-only file
+//! fsynced on every write instead, so a [`kill`](RedisServer::kill) and
+//! [`restart`](RedisServer::restart) bring back every write it acknowledged.
+//! `scripts/test.sh` installs `redis-server` when it is missing; without it
+//! [`RedisServer::start`] panics with a message that says so. A test is never
+//! skipped silently.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -25,6 +28,8 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    /// Whether it keeps an append-only file (`appendfsync always`) in `dir`.
+    persistent: bool,
 }
 
 impl RedisServer {
@@ -35,14 +40,30 @@ impl RedisServer {
     /// When `redis-server` is not installed (the message says how to install it) or
     /// does not come up; this is a test helper, and a test without its Redis fails.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// As [`start`](Self::start), but persistent: `--appendonly yes --appendfsync
+    /// always` in its temporary directory, so every write is fsynced before Redis
+    /// answers it, and a [`restart`](Self::restart) after a [`kill`](Self::kill)
+    /// (even `kill -9`) loads every write it acknowledged.
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    pub fn start_persistent() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(persistent: bool) -> Self {
         let dir = super::temp_dir("redis");
         let mut last = String::new();
         // A free port can be taken by someone else between our probe and the
         // server's bind: try a few.
         for _ in 0..5 {
             let port = free_port();
-            match spawn(&dir, port) {
-                Ok(child) => return Self { child: Some(child), port, dir },
+            match spawn(&dir, port, persistent) {
+                Ok(child) => return Self { child: Some(child), port, dir, persistent },
                 Err(e) => last = e,
             }
         }
@@ -65,7 +86,12 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/{db}", self.port)
     }
 
-    /// Kills the server (as `kill -9` would) and waits for it to exit. It stays
+    /// The running server's process id; `None` after [`kill`](Self::kill).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the server with SIGKILL (`kill -9`) and waits for it to exit. It stays
     /// down until [`restart`](Self::restart).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -74,8 +100,10 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port (empty: nothing was persisted)
-    /// after a [`kill`](Self::kill), and waits until it answers.
+    /// Starts the server again on the same port and directory after a
+    /// [`kill`](Self::kill), and waits until it answers (and, when
+    /// [persistent](Self::start_persistent), has loaded its append-only file).
+    /// Without persistence it comes back empty.
     ///
     /// # Panics
     ///
@@ -85,7 +113,7 @@ impl RedisServer {
         let deadline = Instant::now() + STARTUP_LIMIT;
         // The old socket may linger for a moment; the port is ours to take again.
         loop {
-            match spawn(&self.dir, self.port) {
+            match spawn(&self.dir, self.port, self.persistent) {
                 Ok(child) => {
                     self.child = Some(child);
                     return;
@@ -107,13 +135,19 @@ impl Drop for RedisServer {
 }
 
 /// Starts `redis-server` on `port` and waits until it answers; on failure the child is
-/// gone and the error says why (with the server's log).
-fn spawn(dir: &std::path::Path, port: u16) -> Result<Child, String> {
+/// gone and the error says why (with the server's log). `persistent`: an append-only
+/// file in `dir`, fsynced before every reply.
+fn spawn(dir: &std::path::Path, port: u16, persistent: bool) -> Result<Child, String> {
     let program = std::env::var_os(REDIS_SERVER_ENV).unwrap_or_else(|| "redis-server".into());
     let log = dir.join(format!("redis-{port}.log"));
+    let persistence: &[&str] = if persistent {
+        &["--save", "", "--appendonly", "yes", "--appendfsync", "always"]
+    } else {
+        &["--save", "", "--appendonly", "no"]
+    };
     let mut child = Command::new(&program)
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
+        .args(persistence)
         .arg("--dir")
         .arg(dir)
         .arg("--logfile")
@@ -153,8 +187,9 @@ fn spawn(dir: &std::path::Path, port: u16) -> Result<Child, String> {
     }
 }
 
-/// Whether the Redis answering at `addr` is process `pid`: its `INFO server` says
-/// so. (A server someone else started on the same port would answer `PING` too.)
+/// Whether the Redis answering at `addr` is process `pid` (its `INFO server` says
+/// so: a server someone else started on the same port would answer `PING` too) and
+/// serves commands (`PING` answers `PONG`, not `-LOADING` while it reads its data).
 fn answers_as(addr: SocketAddr, pid: u32) -> bool {
     let Ok(mut conn) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;
@@ -183,7 +218,14 @@ fn answers_as(addr: SocketAddr, pid: u32) -> bool {
     if conn.read_exact(&mut info).is_err() {
         return false;
     }
-    String::from_utf8_lossy(&info).lines().any(|line| line.trim() == format!("process_id:{pid}"))
+    let ours = String::from_utf8_lossy(&info)
+        .lines()
+        .any(|line| line.trim() == format!("process_id:{pid}"));
+    if !ours || conn.read_exact(&mut [0u8; 2]).is_err() || conn.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut pong = [0u8; 7];
+    conn.read_exact(&mut pong).is_ok() && &pong == b"+PONG\r\n"
 }
 
 /// A port that was free a moment ago on `127.0.0.1`.

@@ -87,6 +87,7 @@ conformance! {
         messages::send_keeps_any_content_type,
         messages::binary_bodies_round_trip_byte_exact,
         messages::four_mib_is_the_limit,
+        messages::answers_stop_at_eight_mib_of_bodies,
         messages::delay_hides_then_shows,
         messages::ttl_expires_messages,
         messages::idempotency_key_repeat_returns_the_first_id,

@@ -6,7 +6,7 @@ use super::queues::Queue;
 use super::ring::GRACE;
 use super::send::check_content_type;
 use super::slot::{Claim, Slot, CHUNK, INLINE_BODY};
-use super::{BrowseOptions, BrowsePage, Engine, Env, Error, Message, Order, Result};
+use super::{answer_full, BrowseOptions, BrowsePage, Engine, Env, Error, Message, Order, Result};
 use crate::model::{MessageId, MessageRecord, Millis, Name, QueueConfig, MAX_BODY_LEN};
 use crate::store::Store;
 use bytes::Bytes;
@@ -21,8 +21,9 @@ const BROWSE_SCAN: u64 = 10_000;
 
 impl<S: Store, E: Env> Engine<S, E> {
     /// Reads messages without consuming them, partition by partition; at most
-    /// `BROWSE_SCAN` slots per call, so the page may end short of `limit` with
-    /// a `next_after` to go on from.
+    /// `BROWSE_SCAN` slots per call and [`MAX_ANSWER_BYTES`](super::MAX_ANSWER_BYTES)
+    /// of bodies, so the page may end short of `limit` with a `next_after` to go
+    /// on from.
     pub async fn browse(&self, ns: &Name, q: &Name, opts: BrowseOptions) -> Result<BrowsePage> {
         if opts.limit == 0 || opts.limit > MAX_BROWSE {
             return Err(Error::BadRequest(format!("limit must be 1..={MAX_BROWSE}")));
@@ -52,11 +53,11 @@ impl<S: Store, E: Env> Engine<S, E> {
         for p in lanes {
             let from = opts.after.filter(|a| a.partition() == p).map(|a| a.slot());
             read = self.browse_lane(&queue, p, from, &opts, now, &mut budget, &mut out).await?;
-            if out.len() >= opts.limit || budget == 0 {
+            if answer_full(&out, opts.limit) || budget == 0 {
                 break;
             }
         }
-        let next_after = match (out.len() >= opts.limit, read) {
+        let next_after = match (answer_full(&out, opts.limit), read) {
             (true, _) => out.last().map(|m| m.id),
             // The slot budget ran out first: go on from the last slot read.
             (false, Some((p, slot))) if budget == 0 => Some(MessageId::new(0, queue.inc, p, slot)),
@@ -86,7 +87,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             (Order::Descending, Some(a)) => hi = hi.min(a.saturating_sub(1)),
             _ => {}
         }
-        while lo <= hi && out.len() < opts.limit && *budget > 0 {
+        while lo <= hi && !answer_full(out, opts.limit) && *budget > 0 {
             let n = BROWSE_BATCH.min(hi - lo + 1).min(*budget);
             *budget -= n;
             let range: Vec<u64> = match opts.order {
@@ -118,7 +119,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             let mut found = self.store.get_many(&keys).await?.into_iter();
             for &i in &range {
                 let (raw, state) = (found.next().flatten(), found.next().flatten());
-                let Some(raw) = raw.filter(|_| out.len() < opts.limit) else { continue };
+                let Some(raw) = raw.filter(|_| !answer_full(out, opts.limit)) else { continue };
                 let slot = Slot::new(&ring, i);
                 let rec =
                     MessageRecord::decode(&raw).map_err(|_| Error::Corrupt(slot.keys.record()));

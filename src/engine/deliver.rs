@@ -7,7 +7,7 @@ use super::queues::Queue;
 use super::reclaim::RECLAIM_EVERY;
 use super::ring::GRACE;
 use super::slot::{encode, Claim, Slot, SlotState};
-use super::{Engine, Env, Error, Message, Receipt, ReceiveOptions, Result};
+use super::{answer_full, Engine, Env, Error, Message, Receipt, ReceiveOptions, Result};
 use crate::model::{MessageRecord, Millis, Name, QueueConfig};
 use crate::store::Store;
 use bytes::Bytes;
@@ -50,13 +50,15 @@ enum Want {
 }
 
 impl<S: Store, E: Env> Engine<S, E> {
-    /// Removes and returns up to `count` messages (at-most-once).
+    /// Removes and returns up to `count` messages (at-most-once), taking no more
+    /// once their bodies reach [`MAX_ANSWER_BYTES`](super::MAX_ANSWER_BYTES).
     pub async fn pop(&self, ns: &Name, q: &Name, count: usize) -> Result<Vec<Message>> {
         let queue = self.queue(ns, q).await?;
         self.consume(&queue, count, None, Want::Pop).await
     }
 
-    /// Leases up to `opts.count` messages (at-least-once). Does not wait.
+    /// Leases up to `opts.count` messages (at-least-once), as many as
+    /// [`pop`](Self::pop) would take. Does not wait.
     pub async fn receive(&self, ns: &Name, q: &Name, opts: ReceiveOptions) -> Result<Vec<Message>> {
         let queue = self.queue(ns, q).await?;
         let vt = opts.visibility_timeout.unwrap_or(queue.meta.config.visibility_timeout);
@@ -93,7 +95,7 @@ impl<S: Store, E: Env> Engine<S, E> {
             if scan_first {
                 self.deliver_due(queue, &ring, now, want, count, &mut out).await?;
             }
-            while out.len() < count {
+            while !answer_full(&out, count) {
                 let Some(slot) = self.take(&ring, now).await? else {
                     break;
                 };
@@ -101,10 +103,10 @@ impl<S: Store, E: Env> Engine<S, E> {
                     out.push(m);
                 }
             }
-            if !scan_first && out.len() < count {
+            if !scan_first && !answer_full(&out, count) {
                 self.deliver_due(queue, &ring, now, want, count, &mut out).await?;
             }
-            if out.len() == count {
+            if answer_full(&out, count) {
                 break;
             }
         }
@@ -167,6 +169,10 @@ impl<S: Store, E: Env> Engine<S, E> {
         out: &mut Vec<Message>,
     ) -> Result<()> {
         for (slot, settled) in self.scan(ring, now, count - out.len()).await? {
+            // Due slots left unclaimed stay due for the next scan.
+            if answer_full(out, count) {
+                break;
+            }
             let reached = Reached::Scan { settled };
             if let Some(m) = self.deliver(queue, &slot, reached, now, want).await? {
                 out.push(m);

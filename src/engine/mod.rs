@@ -135,7 +135,9 @@
 //!
 //! # Pop, receive, redelivery (`deliver.rs`; the scan behind the head: `scan.rs`)
 //!
-//! Pop and receive take fresh slots from the head. One call in eight first scans
+//! Pop and receive take fresh slots from the head, up to their count or until
+//! the bodies taken reach `MAX_ANSWER_BYTES` (8 MiB: a trap building a larger
+//! answer would lose what a pop had finished). One call in eight first scans
 //! one batch (32 slots) behind the head, in each partition it visits, so that
 //! redeliveries are not starved; any other call scans a partition once its head
 //! is dry. A scan starts at the low-water mark or, every other turn, at a

@@ -1376,3 +1376,32 @@ fn a_commit_that_landed_before_its_call_failed_is_a_successful_send() {
     let got = block_on(e.pop(&ns, &q, 5)).unwrap();
     assert_eq!(got.iter().map(|m| (m.id, &m.body[..])).collect::<Vec<_>>(), [(sent.id, &b"a"[..])]);
 }
+
+#[test]
+fn answers_stop_taking_messages_once_their_bodies_reach_the_limit() {
+    let e = engine();
+    create(&e, "q", QueueConfig::default());
+    // Bodies of the largest size: two reach the limit.
+    let big = |c: char| c.to_string().repeat(crate::model::MAX_BODY_LEN);
+    assert_eq!(MAX_ANSWER_BYTES.div_ceil(crate::model::MAX_BODY_LEN), 2);
+    for c in ['a', 'b', 'c', 'd', 'e'] {
+        send(&e, "q", &big(c));
+    }
+    let first = |bodies: Vec<String>| bodies.iter().map(|b| b.chars().next()).collect::<Vec<_>>();
+    let page = |after| {
+        let opts = BrowseOptions { after, limit: 10, order: Order::Ascending, partition: None };
+        block_on(e.browse(&n("ns"), &n("q"), opts)).unwrap()
+    };
+    let browsed = page(None);
+    assert_eq!(browsed.messages.len(), 2);
+    assert_eq!(browsed.next_after, Some(browsed.messages[1].id), "the page goes on after it");
+    assert_eq!(page(browsed.next_after).messages.len(), 2);
+    // Receive and pop leave what they did not take in the queue, in order.
+    let leased: Vec<String> = receive(&e, "q", 30)
+        .into_iter()
+        .map(|m| String::from_utf8(m.body.to_vec()).unwrap())
+        .collect();
+    assert_eq!(first(leased), [Some('a'), Some('b')]);
+    assert_eq!(first(pop_bodies(&e, "q", 10)), [Some('c'), Some('d')]);
+    assert_eq!(first(pop_bodies(&e, "q", 10)), [Some('e')]);
+}

@@ -73,6 +73,18 @@ pub struct Sent {
     pub duplicate: bool,
 }
 
+/// Bytes of message bodies past which a pop, receive or browse takes no more
+/// messages: its answer holds at most this much plus one message. Without it,
+/// 100 messages of 4 MiB would make one answer of 400 MiB, more than a
+/// component's memory may hold (a trap that loses the messages a pop had
+/// already finished) and more than a server should buffer for one request.
+pub const MAX_ANSWER_BYTES: usize = 8 << 20;
+
+/// Whether `out` holds `limit` messages or [`MAX_ANSWER_BYTES`] of bodies.
+pub(crate) fn answer_full(out: &[Message], limit: usize) -> bool {
+    out.len() >= limit || out.iter().map(|m| m.body.len()).sum::<usize>() >= MAX_ANSWER_BYTES
+}
+
 /// A delivered or browsed message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {

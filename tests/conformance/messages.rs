@@ -2,7 +2,7 @@
 
 use crate::support::{eventually, Client};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 const MAX: usize = 4 << 20;
@@ -124,6 +124,30 @@ pub async fn four_mib_is_the_limit(c: &Client) {
     assert_eq!(m.body.len(), MAX);
     assert!(m.body[..] == body[..], "the 4 MiB body came back changed");
     assert!(c.pop("big").await.is_none());
+}
+
+pub async fn answers_stop_at_eight_mib_of_bodies(c: &Client) {
+    c.create("wide", json!({})).await;
+    for fill in ["a", "b", "c"] {
+        let r =
+            c.send(c.req(Method::POST, "/v1/queues/wide/messages").body(fill.repeat(MAX))).await;
+        r.expect(201);
+    }
+    // Each answer stops once its bodies reach 8 MiB: two of these.
+    let firsts = |v: &Value| -> Vec<String> {
+        let messages = v["messages"].as_array().expect("messages");
+        messages.iter().map(|m| m["body"].as_str().expect("a text body")[..1].to_owned()).collect()
+    };
+    let page = c.get("/v1/queues/wide/messages?limit=10").await.expect(200).json();
+    assert_eq!(firsts(&page), ["a", "b"]);
+    assert_eq!(page["next_after"], page["messages"][1]["id"], "the page goes on after it");
+    let after = page["next_after"].as_str().expect("a next page");
+    let rest = c.get(&format!("/v1/queues/wide/messages?limit=10&after={after}")).await;
+    assert_eq!(firsts(&rest.expect(200).json()), ["c"]);
+    let leased = c.post("/v1/queues/wide/receive?count=10").await.expect(200).json();
+    assert_eq!(firsts(&leased), ["a", "b"]);
+    let popped = c.post("/v1/queues/wide/pop?count=10").await.expect(200).json();
+    assert_eq!(firsts(&popped), ["c"], "what an answer did not take stays queued");
 }
 
 pub async fn delay_hides_then_shows(c: &Client) {

@@ -20,7 +20,9 @@
 use super::ids;
 use super::{int_field, ok_json, one_of, Fields, Queuey, Refusal, Shown};
 use crate::api::router::decode;
-use crate::engine::{BrowseOptions, Env, Message, NewMessage, Order, MAX_BROWSE};
+use crate::engine::{
+    answer_full, BrowseOptions, Env, Message, NewMessage, Order, MAX_ANSWER_BYTES, MAX_BROWSE,
+};
 use crate::model::{MessageId, Name, MAX_BATCH};
 use crate::store::Store;
 use bytes::Bytes;
@@ -260,8 +262,15 @@ pub(super) async fn browse<S: Store, E: Env>(
     errors.check()?;
     let limit = limit.map_or(MAX_BROWSE, |l| l as usize);
     let mut out = Vec::new();
+    let mut bytes = 0;
     for p in lanes {
+        // Past the engine's answer size, the partitions left are not read: the
+        // client asks again from where it got.
+        if bytes >= MAX_ANSWER_BYTES {
+            break;
+        }
         let found = browse_lane(cx, q, p, order, since, limit).await?;
+        bytes += found.iter().map(|m| m.body.len()).sum::<usize>();
         out.extend(found.iter().map(Rendered::from));
     }
     Ok(listing(out))
@@ -307,7 +316,7 @@ async fn browse_lane<S: Store, E: Env>(
         let opts = BrowseOptions { after, limit: MAX_BROWSE, order, partition: Some(p) };
         let page = cx.cx.engine.browse(&cx.ns, q, opts).await?;
         out.extend(page.messages.into_iter().filter(|m| passes(m.id)));
-        if out.len() >= limit {
+        if answer_full(&out, limit) {
             out.truncate(limit);
             break;
         }

@@ -129,6 +129,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let store = NativeStore::open(&args.store)
         .map_err(|e| format!("cannot open store {}: {e}", args.store))?;
     store.check().await.map_err(|e| format!("cannot reach store {}: {e}", args.store))?;
+    let failure = store.failure();
     let config = ApiConfig {
         namespace: args.namespace.clone(),
         root_dialect: args.root_dialect,
@@ -188,16 +189,27 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let housekeeping =
         tokio::spawn(edgeq_native::housekeeping::reclaim(api.clone(), namespaces, stopped.clone()));
     drop(api);
-    // Serve until the signal, or until a listener fails (then stop the others too).
+    // Serve until the signal, until a listener fails (then stop the others too),
+    // or until the store takes no more writes: stopping then lets a supervisor's
+    // restart open it again, at its last durable commit.
+    let mut failed = None;
     let early = tokio::select! {
         () = shutdown_signal() => None,
         Some(done) = servers.join_next() => Some(done),
+        e = failure => {
+            error!(error = %e, "the store takes no more writes: stopping");
+            failed = Some(e);
+            None
+        }
     };
     let _ = stop.send(true);
     let _ = housekeeping.await;
     for done in early.into_iter().chain(servers.join_all().await.into_iter().map(Ok)) {
         done.map_err(|e| format!("server task failed: {e}"))?
             .map_err(|e| format!("server failed: {e}"))?;
+    }
+    if let Some(e) = failed {
+        return Err(format!("stopped because the store failed: {e}"));
     }
     // The last `Api` reference is gone: dropping the store has persisted it.
     info!("edgeq stopped");

@@ -4,6 +4,7 @@ use crate::redb_store::RedbStore;
 use crate::redis_store::{redact_url, RedisStore};
 use edgeq::store::{MemoryStore, Store, StoreError, StoreResult};
 use std::fmt;
+use std::future::Future;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -112,6 +113,22 @@ impl NativeStore {
                 RedbStore::open(path).map(NativeStore::Redb)
             }
             StoreSpec::Redis(url) => RedisStore::open(url).map(NativeStore::Redis),
+        }
+    }
+
+    /// Completes with the error that stopped the store taking writes, should
+    /// one do so: a redb file whose commit failed (a full disk, an I/O error),
+    /// which only opening it again can cure. The other stores never stop.
+    pub fn failure(&self) -> impl Future<Output = StoreError> + Send + 'static {
+        let redb = match self {
+            NativeStore::Redb(s) => Some(s.failure()),
+            NativeStore::Memory(_) | NativeStore::Redis(_) => None,
+        };
+        async move {
+            match redb {
+                Some(failure) => failure.await,
+                None => std::future::pending().await,
+            }
         }
     }
 

@@ -74,9 +74,14 @@
 //!   (back-pressure); with the batch being persisted that is at most twice the limit.
 //! - **Errors.** Per-call errors (a counter/value mix-up, an overflow, a bad key)
 //!   are found when the call is applied to the overlay and fail only that call. A
-//!   failed redb commit writes nothing: its batch goes back under the overlay (newer
-//!   writes still win), the waiting flushes fail (the server answers 503) and the
-//!   next round retries.
+//!   failed redb commit (a full disk, an I/O error) stops the store taking writes:
+//!   after a failed write or sync, redb refuses every transaction until the file
+//!   is opened again, so retrying could only pile writes up in the overlay. The
+//!   waiting flushes fail (the server answers 503), every later write and flush
+//!   fails at once with the cause, reads still see what the writers saw, and
+//!   [`RedbStore::failure`] completes: `edgeq serve` then stops, with an error,
+//!   so that a restart (by its supervisor) opens the file at its last durable
+//!   commit, which holds every acknowledged write.
 //! - Dropping the store persists the overlay in a last durable commit and waits for
 //!   it.
 //!
@@ -134,8 +139,6 @@ const ENTRY_COST: usize = 64;
 pub const BACKGROUND_DELAY: Duration = Duration::from_millis(10);
 /// After this many non-durable commits in a row, the next commit is durable.
 pub const FORCE_DURABLE_EVERY: u32 = 1024;
-/// How long the persister waits after a failed commit before retrying.
-const RETRY_DELAY: Duration = Duration::from_millis(50);
 
 /// A [`Store`] in one redb file, with a write-back overlay. See the module docs.
 pub struct RedbStore {
@@ -158,6 +161,8 @@ struct Shared {
     wake: Condvar,
     /// Wakes writers waiting for room in the overlay.
     room: Notify,
+    /// Wakes [`RedbStore::failure`] when the persister stops.
+    stopped: Notify,
 }
 
 impl Shared {
@@ -207,6 +212,16 @@ impl RedbStore {
         let path = path.as_ref().to_path_buf();
         let db =
             Database::create(&path).map_err(|e| fail(format!("open {}", path.display()), e))?;
+        Self::start(db, path, max_entries, max_bytes)
+    }
+
+    /// Serves `db`, opened from `path`: creates its table and starts the persister.
+    fn start(
+        db: Database,
+        path: PathBuf,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> StoreResult<Self> {
         // Create the table up front so read transactions always find it.
         let txn = db.begin_write().map_err(|e| fail("begin", e))?;
         txn.open_table(KV).map_err(|e| fail("open kv", e))?;
@@ -226,7 +241,7 @@ impl RedbStore {
             flushes: Vec::new(),
             idle: false,
             closing: false,
-            dead: false,
+            failed: None,
             max_entries: max_entries.max(1),
             max_bytes: max_bytes.max(1),
             hold: Hold::No,
@@ -236,6 +251,7 @@ impl RedbStore {
             state: Mutex::new(state),
             wake: Condvar::new(),
             room: Notify::new(),
+            stopped: Notify::new(),
         });
         let persister = Persister { shared: shared.clone(), nondurable: 0 };
         let persister = std::thread::Builder::new()
@@ -248,6 +264,25 @@ impl RedbStore {
     /// The file this store lives in.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Completes with the error that stopped the store taking writes (a commit
+    /// redb refused, such as on a full disk), if that ever happens. A server
+    /// waits on it to stop, so that a restart opens the file again.
+    pub fn failure(&self) -> impl Future<Output = StoreError> + Send + 'static {
+        let shared = self.shared.clone();
+        async move {
+            loop {
+                let stopped = shared.stopped.notified();
+                let mut stopped = std::pin::pin!(stopped);
+                // Registered before the check, so a stop right after it wakes us.
+                stopped.as_mut().enable();
+                if let Some(e) = shared.lock().failed.clone() {
+                    return e;
+                }
+                stopped.await;
+            }
+        }
     }
 
     /// Runs `f` on `snapshot`, or on a read transaction of its own without one.
@@ -332,8 +367,8 @@ impl RedbStore {
     ) -> Attempt<T> {
         let mut st = self.shared.lock();
         loop {
-            if st.dead {
-                return Attempt::Done(Err(persister_gone()));
+            if let Some(e) = &st.failed {
+                return Attempt::Done(Err(e.clone()));
             }
             let mut in_redb = Before::Maybe;
             let kind = match st.lookup(key) {
@@ -396,7 +431,7 @@ impl RedbStore {
         let full = {
             let mut st = self.shared.lock();
             st.wake_persister(&self.shared.wake);
-            st.full() && !st.dead
+            st.full() && st.failed.is_none()
         };
         if full {
             notified.await;
@@ -405,8 +440,8 @@ impl RedbStore {
 
     fn try_delete(&self, keys: &[String]) -> Attempt<()> {
         let mut st = self.shared.lock();
-        if st.dead {
-            return Attempt::Done(Err(persister_gone()));
+        if let Some(e) = &st.failed {
+            return Attempt::Done(Err(e.clone()));
         }
         if st.full() {
             st.wake_persister(&self.shared.wake);
@@ -542,8 +577,8 @@ impl Store for RedbStore {
             let mut st = self.shared.lock();
             if st.durable >= st.written {
                 Ok(None)
-            } else if st.dead {
-                Err(persister_gone())
+            } else if let Some(e) = &st.failed {
+                Err(e.clone())
             } else {
                 let (reply, answer) = oneshot::channel();
                 let target = st.written;
@@ -569,6 +604,73 @@ fn fail(what: impl Display, e: impl Display) -> StoreError {
 mod tests {
     use super::*;
     use std::io::BufRead;
+
+    /// redb storage that fails every write, resize and sync once `full` is set,
+    /// as a full disk does.
+    #[derive(Debug)]
+    struct FillingDisk {
+        memory: redb::backends::InMemoryBackend,
+        full: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl FillingDisk {
+        fn room(&self) -> std::io::Result<()> {
+            match self.full.load(std::sync::atomic::Ordering::SeqCst) {
+                true => Err(std::io::Error::from_raw_os_error(28)),
+                false => Ok(()),
+            }
+        }
+    }
+
+    impl redb::StorageBackend for FillingDisk {
+        fn len(&self) -> std::io::Result<u64> {
+            self.memory.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+            self.memory.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.room()?;
+            self.memory.set_len(len)
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            self.room()?;
+            self.memory.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.room()?;
+            self.memory.write(offset, data)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_stops_writes_at_once_and_says_why() {
+        let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let disk = FillingDisk { memory: Default::default(), full: full.clone() };
+        let db = redb::Builder::new().create_with_backend(disk).unwrap();
+        let s = RedbStore::start(db, "filling".into(), 100, 1 << 20).unwrap();
+        s.set("kept", b"1").await.unwrap();
+        s.flush().await.unwrap();
+        let failure = s.failure();
+        full.store(true, std::sync::atomic::Ordering::SeqCst);
+        s.set("lost", b"2").await.unwrap();
+        let e = s.flush().await.unwrap_err();
+        assert!(e.0.contains("No space left on device"), "{e}");
+        assert!(e.0.contains("restart edgeq"), "{e}");
+        assert_eq!(failure.await, e, "the failure is announced");
+        // From now on every write fails at once with the cause, however many
+        // come (before, they piled up in the overlay, past its limits), and
+        // reads still see what the writers saw.
+        for i in 0..1000 {
+            assert_eq!(s.set(&format!("k{i}"), &[0; 4096]).await.unwrap_err(), e);
+        }
+        assert_eq!(s.increment("n", 1).await.unwrap_err(), e);
+        assert_eq!(s.delete_many(&["kept".into()]).await.unwrap_err(), e);
+        assert_eq!(s.flush().await.unwrap_err(), e);
+        assert_eq!(s.get("kept").await.unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(s.get("lost").await.unwrap().as_deref(), Some(&b"2"[..]));
+        assert!(s.shared.lock().active.is_empty());
+    }
 
     fn temp_store() -> (tempfile::TempDir, RedbStore) {
         let dir = tempfile::tempdir().unwrap();

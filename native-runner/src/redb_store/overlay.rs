@@ -6,7 +6,7 @@
 //! module docs of [`super`] explain how the overlay, the persister and redb fit.
 
 use super::{Snapshot, ENTRY_COST};
-use edgeq::store::StoreResult;
+use edgeq::store::{StoreError, StoreResult};
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar};
 use tokio::sync::oneshot;
@@ -110,8 +110,9 @@ pub(super) struct State {
     pub(super) idle: bool,
     /// The store is being dropped.
     pub(super) closing: bool,
-    /// The persister thread is gone: writes and flushes fail.
-    pub(super) dead: bool,
+    /// Why the persister thread is gone, once it is: writes and flushes fail
+    /// with it.
+    pub(super) failed: Option<StoreError>,
     pub(super) max_entries: usize,
     pub(super) max_bytes: usize,
     pub(super) hold: Hold,

@@ -5,9 +5,7 @@
 //! module docs of [`super`] describe the rounds, group commits and error handling.
 
 use super::overlay::{Before, Entry, Hold, Layer, Slot, State};
-use super::{
-    fail, tagged, Shared, Snapshot, BACKGROUND_DELAY, FORCE_DURABLE_EVERY, KV, RETRY_DELAY,
-};
+use super::{fail, tagged, Shared, Snapshot, BACKGROUND_DELAY, FORCE_DURABLE_EVERY, KV};
 use edgeq::store::{StoreError, StoreResult};
 use redb::{Database, Durability};
 use std::sync::{Arc, PoisonError};
@@ -31,18 +29,21 @@ pub(super) struct Persister {
 
 impl Persister {
     pub(super) fn run(mut self) {
+        let mut failure = None;
         while let Some(round) = self.next_round() {
-            if !self.persist(round) {
+            if let Err(e) = self.persist(round) {
+                failure = Some(e);
                 break;
             }
         }
         let mut st = self.shared.lock();
-        st.dead = true;
+        let failed = st.failed.insert(failure.unwrap_or_else(persister_gone)).clone();
         for (_, reply) in st.flushes.drain(..) {
-            let _ = reply.send(Err(persister_gone()));
+            let _ = reply.send(Err(failed.clone()));
         }
         drop(st);
         self.shared.room.notify_waiters();
+        self.shared.stopped.notify_waiters();
     }
 
     /// Waits until there is a round to run and swaps the overlay out for it; `None`
@@ -108,9 +109,9 @@ impl Persister {
         Some(Round { batch, seq, durable })
     }
 
-    /// Commits one round and answers the flushes it satisfies. Returns `false` when
-    /// the persister must stop (the final commit of a closing store failed).
-    fn persist(&mut self, round: Round) -> bool {
+    /// Commits one round and answers the flushes it satisfies. A failed commit
+    /// stops the persister: its error is the store's from then on.
+    fn persist(&mut self, round: Round) -> StoreResult<()> {
         let result = commit(&self.shared.db, round.batch.as_deref(), round.durable);
         // Readers get the new commit in the same step the batch leaves the overlay.
         let snapshot = result.as_ref().ok().and_then(|()| Snapshot::open(&self.shared.db).ok());
@@ -129,33 +130,26 @@ impl Persister {
                 } else {
                     self.nondurable += 1;
                 }
-                true
+                Ok(())
             }
             Err(e) => {
-                // Nothing of the batch landed: put it back under the newer writes.
-                if let Some(batch) = round.batch {
-                    let batch = Arc::try_unwrap(batch).unwrap_or_else(|b| (*b).clone());
-                    for (key, slot) in batch {
-                        match st.active.get_mut(&key) {
-                            // The newer entry now comes straight after what redb holds.
-                            Some(newer) => newer.before = slot.before,
-                            None => {
-                                st.active_bytes += slot.entry.cost(&key);
-                                st.active.insert(key, slot);
-                            }
-                        }
-                    }
+                // Nothing of the batch landed, and nothing will: after a failed
+                // write or sync redb refuses every transaction until the file is
+                // opened again (retrying only filled the overlay with writes that
+                // could never land). Reads keep the batch: it is what the writers
+                // since saw.
+                st.persisting = round.batch;
+                if st.closing {
+                    eprintln!("edgeq: final durable commit failed: {e}");
                 }
+                let e = StoreError(format!(
+                    "{}; the store takes no more writes until it is opened again \
+                     (restart edgeq: it reopens at its last durable commit)",
+                    e.0
+                ));
                 // Every waiting flush depends on this batch.
                 answer(&mut st, u64::MAX, &Err(e.clone()));
-                let closing = st.closing;
-                drop(st);
-                if closing {
-                    eprintln!("edgeq: final durable commit failed: {e}");
-                    return false;
-                }
-                std::thread::sleep(RETRY_DELAY);
-                true
+                Err(e)
             }
         }
     }

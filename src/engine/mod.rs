@@ -221,7 +221,8 @@
 //! # Known limits (next steps)
 //!
 //! Counts (`in_flight` especially) drift if a host dies between a decision and its
-//! count update. A consumer that dies holding a lease-in-progress intent delays
+//! count update (so the limits they enforce drift too; `delete_queue` with
+//! `if_empty` reads the rings when the count says messages remain). A consumer that dies holding a lease-in-progress intent delays
 //! that message by the intent's length. Counters of finished slots can be
 //! re-created (as zeros), and their `u` stamps rewritten, by a very late reader.
 //! A consumer finishing the slot at the mark deletes its keys *before* moving the

@@ -13,6 +13,8 @@
 //!   multi-part request failed (the message on stderr says which); 2 bad usage
 //!   (clap's own message). An empty queue is not a failure: `pop` and `receive`
 //!   print nothing on stdout and say so on stderr.
+//! - `move FROM TO` redrives: it leases each visible message of `FROM`, sends it to
+//!   `TO` with its id as the idempotency key and acks it (`move_messages`).
 //! - `consume` leases one message at a time with a long poll, hands it to stdout or
 //!   to `--exec` (through `sh -c`, the body on its stdin), acks it when that worked
 //!   and nacks it when not, until ctrl-c / SIGTERM or `--max`, and ends with
@@ -71,6 +73,9 @@ pub enum Command {
     Nack(NackArgs),
     /// Receives messages in a loop, hands each to stdout or to --exec, acks or nacks it.
     Consume(ConsumeArgs),
+    /// Moves the visible messages of one queue to another, oldest first (a
+    /// dead-letter queue's back to where they failed, say).
+    Move(MoveArgs),
     /// Publishes one message to an exchange with a routing key.
     Publish(PublishArgs),
     /// Creates, shows or deletes exchanges; binds and unbinds queues.
@@ -217,6 +222,18 @@ pub struct AckArgs {
     receipts: Vec<String>,
 }
 
+/// `edgeq move`.
+#[derive(Debug, Args)]
+pub struct MoveArgs {
+    /// The queue to take messages from.
+    from: String,
+    /// The queue to send them to.
+    to: String,
+    /// Stop after this many messages.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max: Option<u64>,
+}
+
 /// `edgeq nack`.
 #[derive(Debug, Args)]
 pub struct NackArgs {
@@ -349,6 +366,10 @@ async fn execute(args: ClientArgs, command: Command) -> Result<(), Failure> {
             out.receipt_results("nacked", &results)
         }
         Command::Consume(consume) => self::consume(&client, &out, consume).await,
+        Command::Move(args) => {
+            let moved = move_messages(&client, &args).await?;
+            out.print(&json!({ "moved": moved }), || format!("moved {moved}\n"))
+        }
         Command::Publish(publish) => {
             let (body, options) = publish.body.read()?;
             let published = client.publish(&publish.exchange, &publish.key, body, &options).await?;
@@ -439,6 +460,46 @@ async fn exchanges(
             out.done(|| format!("unbound queue {queue} from exchange {exchange} (key {key:?})\n"))
         }
     }
+}
+
+/// Seconds a message being moved stays leased in its old queue: ample for one
+/// send and one ack.
+const MOVE_LEASE: u32 = 60;
+
+/// Moves messages one at a time: lease from `from`, send to `to` with the same
+/// body and Content-Type, ack. At-least-once, made exact by the send's
+/// idempotency key (the message's id): a move retried after a failure between
+/// the send and the ack, within the key's window, stores nothing twice. Ends
+/// when `from` has no visible message, or after `max`; returns how many moved.
+async fn move_messages(client: &Client, args: &MoveArgs) -> Result<u64, Failure> {
+    let lease = ReceiveOptions { wait: Some(0), visibility_timeout: Some(MOVE_LEASE) };
+    let mut moved = 0;
+    while args.max.is_none_or(|max| moved < max) {
+        let Some(message) = client.receive(&args.from, lease).await? else {
+            break;
+        };
+        let Some(receipt) = message.receipt else {
+            return Err(Failure::Other(format!("message {} came without a receipt", message.id)));
+        };
+        let options = SendOptions {
+            content_type: message.content_type,
+            idempotency_key: Some(format!("move:{}", message.id)),
+            ..SendOptions::default()
+        };
+        if let Err(e) = client.send(&args.to, message.body, &options).await {
+            // Give it back at once rather than when its lease ends.
+            let _ = client.nack(&args.from, &[receipt], None).await;
+            return Err(e.into());
+        }
+        let acked = client.ack(&args.from, &[receipt]).await?;
+        if acked.failed > 0 {
+            // The lease ended first: the message may be delivered again (and is
+            // then moved again, stored once by its key within the window).
+            eprintln!("message {}: moved, but its lease in {} had ended", message.id, args.from);
+        }
+        moved += 1;
+    }
+    Ok(moved)
 }
 
 /// The consume loop (see the module doc).

@@ -305,6 +305,36 @@ fn receive_prints_a_receipt_that_ack_and_nack_take() {
 }
 
 #[test]
+fn move_takes_the_visible_messages_to_another_queue_in_order() {
+    let server = Server::start();
+    server.ok(&["queues", "create", "dlq"]);
+    server.ok(&["queues", "create", "q"]);
+    server.ok(&["send", "dlq", "leased"]);
+    server.ok(&["send", "dlq", "{\"n\":1}", "--content-type", "application/json"]);
+    server.ok(&["send", "dlq", "two"]);
+    server.ok(&["send", "dlq", "three"]);
+    server.ok(&["receive", "dlq", "--visibility-timeout", "600"]);
+
+    assert_eq!(server.ok(&["move", "dlq", "q", "--max", "2"]), "moved 2\n");
+    assert_eq!(server.json(&["move", "dlq", "q"]), json!({ "moved": 1 }));
+    // The leased message stays where it is, leased.
+    assert_eq!(server.ok(&["move", "dlq", "q"]), "moved 0\n");
+    assert_eq!(server.depth("dlq"), (1, 1));
+    let first = server.json(&["pop", "q"]);
+    assert_eq!(
+        (&first["body"], &first["content_type"]),
+        (&json!({"n": 1}).to_string().into(), &"application/json".into())
+    );
+    assert!(server.ok(&["pop", "q"]).ends_with("\ntwo\n"));
+    assert!(server.ok(&["pop", "q"]).ends_with("\nthree\n"));
+    assert_eq!(server.depth("q"), (0, 0));
+    // A message that could not be sent is given back at once.
+    server.ok(&["send", "dlq", "four"]);
+    assert!(server.fails(&["move", "dlq", "nowhere"]).contains("queue_not_found"));
+    assert_eq!(server.depth("dlq"), (2, 1));
+}
+
+#[test]
 fn consume_exec_nacks_a_failure_and_acks_the_redelivery() {
     let server = Server::start();
     server.ok(&["queues", "create", "jobs"]);

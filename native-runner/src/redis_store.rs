@@ -150,6 +150,22 @@ impl RedisStore {
         redis::cmd("PING").query_async::<()>(&mut conn).await.map_err(|e| self.fail("PING", e))
     }
 
+    /// Redis's `maxmemory-policy` when it is one that may evict edgeq's keys
+    /// (`allkeys-*`: any key, when Redis is out of memory), which would lose
+    /// messages and corrupt queues without a word. `None` when the policy spares
+    /// them (`noeviction`, or `volatile-*`: edgeq's keys never expire) or cannot
+    /// be read (managed Redis often refuses `CONFIG`).
+    pub async fn evicting_policy(&self) -> Option<String> {
+        let mut conn = self.conn().await.ok()?;
+        let reply: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query_async(&mut conn)
+            .await
+            .ok()?;
+        reply.into_iter().nth(1).filter(|policy| policy.starts_with("allkeys-"))
+    }
+
     /// The next connection of the pool, round-robin, opened on its first use.
     async fn conn(&self) -> StoreResult<ConnectionManager> {
         let slot = &self.conns[self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len()];
@@ -345,6 +361,22 @@ mod tests {
         assert_eq!(db2.get("k").await.unwrap(), None);
         assert_eq!(store(&server).get("k").await.unwrap(), None);
         assert_eq!(db1.get("k").await.unwrap(), Some(b"one".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn an_eviction_policy_that_may_drop_keys_is_reported() {
+        let server = RedisServer::start();
+        let s = store(&server);
+        let set = |policy: &'static str| {
+            let cmd = redis::cmd("CONFIG").arg("SET").arg("maxmemory-policy").arg(policy).clone();
+            let s = &s;
+            async move { s.query::<()>("CONFIG SET", &cmd).await.unwrap() }
+        };
+        assert_eq!(s.evicting_policy().await, None, "Redis's default, noeviction");
+        set("allkeys-lru").await;
+        assert_eq!(s.evicting_policy().await.as_deref(), Some("allkeys-lru"));
+        set("volatile-lru").await;
+        assert_eq!(s.evicting_policy().await, None, "edgeq's keys never expire");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

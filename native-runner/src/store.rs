@@ -133,11 +133,22 @@ impl NativeStore {
     }
 
     /// Checks that the store can be reached: pings a Redis store (connecting to
-    /// it); the local stores are always there once open.
+    /// it), and warns when its eviction policy may drop edgeq's keys; the local
+    /// stores are always there once open.
     pub async fn check(&self) -> StoreResult<()> {
         match self {
             NativeStore::Memory(_) | NativeStore::Redb(_) => Ok(()),
-            NativeStore::Redis(s) => s.ping().await,
+            NativeStore::Redis(s) => {
+                s.ping().await?;
+                if let Some(policy) = s.evicting_policy().await {
+                    tracing::warn!(
+                        %policy,
+                        "Redis may evict edgeq's keys when it runs out of memory, losing \
+                         messages: set maxmemory-policy noeviction (writes then fail instead)"
+                    );
+                }
+                Ok(())
+            }
         }
     }
 }

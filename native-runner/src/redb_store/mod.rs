@@ -78,7 +78,8 @@
 //!   after a failed write or sync, redb refuses every transaction until the file
 //!   is opened again, so retrying could only pile writes up in the overlay. The
 //!   waiting flushes fail (the server answers 503), every later write and flush
-//!   fails at once with the cause, reads still see what the writers saw, and
+//!   fails at once with the cause, reads of the overlay and of pages redb has
+//!   cached still answer (others fail until the file is reopened), and
 //!   [`RedbStore::failure`] completes: `edgeq serve` then stops, with an error,
 //!   so that a restart (by its supervisor) opens the file at its last durable
 //!   commit, which holds every acknowledged write.
@@ -266,8 +267,8 @@ impl RedbStore {
         &self.path
     }
 
-    /// Completes with the error that stopped the store taking writes (a commit
-    /// redb refused, such as on a full disk), if that ever happens. A server
+    /// Completes with the error that stopped the store taking writes: a commit
+    /// redb refused (a full disk, an I/O error), or the store closing. A server
     /// waits on it to stop, so that a restart opens the file again.
     pub fn failure(&self) -> impl Future<Output = StoreError> + Send + 'static {
         let shared = self.shared.clone();
@@ -660,7 +661,8 @@ mod tests {
         assert_eq!(failure.await, e, "the failure is announced");
         // From now on every write fails at once with the cause, however many
         // come (before, they piled up in the overlay, past its limits), and
-        // reads still see what the writers saw.
+        // reads of the overlay still see what the writers saw (of redb, only
+        // what its cache holds, as here).
         for i in 0..1000 {
             assert_eq!(s.set(&format!("k{i}"), &[0; 4096]).await.unwrap_err(), e);
         }

@@ -29,15 +29,13 @@ pub(super) struct Persister {
 
 impl Persister {
     pub(super) fn run(mut self) {
-        let mut failure = None;
         while let Some(round) = self.next_round() {
-            if let Err(e) = self.persist(round) {
-                failure = Some(e);
+            if self.persist(round).is_err() {
                 break;
             }
         }
         let mut st = self.shared.lock();
-        let failed = st.failed.insert(failure.unwrap_or_else(persister_gone)).clone();
+        let failed = st.failed.get_or_insert_with(persister_gone).clone();
         for (_, reply) in st.flushes.drain(..) {
             let _ = reply.send(Err(failed.clone()));
         }
@@ -147,7 +145,9 @@ impl Persister {
                      (restart edgeq: it reopens at its last durable commit)",
                     e.0
                 ));
-                // Every waiting flush depends on this batch.
+                // No write lands after this (under the same lock), and every
+                // waiting flush depends on this batch.
+                st.failed = Some(e.clone());
                 answer(&mut st, u64::MAX, &Err(e.clone()));
                 Err(e)
             }

@@ -74,7 +74,9 @@ pub enum Command {
     /// Receives messages in a loop, hands each to stdout or to --exec, acks or nacks it.
     Consume(ConsumeArgs),
     /// Moves the visible messages of one queue to another, oldest first (a
-    /// dead-letter queue's back to where they failed, say).
+    /// dead-letter queue's back to where they failed, say). Each move is a
+    /// receive: from a queue with max_receives, a message at its limit goes to
+    /// that queue's dead-letter queue instead.
     Move(MoveArgs),
     /// Publishes one message to an exchange with a routing key.
     Publish(PublishArgs),
@@ -472,6 +474,10 @@ const MOVE_LEASE: u32 = 60;
 /// the send and the ack, within the key's window, stores nothing twice. Ends
 /// when `from` has no visible message, or after `max`; returns how many moved.
 async fn move_messages(client: &Client, args: &MoveArgs) -> Result<u64, Failure> {
+    if args.from == args.to {
+        // Each message would come back under a new id: it would never end.
+        return Err(Failure::Other(format!("cannot move {} to itself", args.from)));
+    }
     let lease = ReceiveOptions { wait: Some(0), visibility_timeout: Some(MOVE_LEASE) };
     let mut moved = 0;
     while args.max.is_none_or(|max| moved < max) {
@@ -486,18 +492,24 @@ async fn move_messages(client: &Client, args: &MoveArgs) -> Result<u64, Failure>
             idempotency_key: Some(format!("move:{}", message.id)),
             ..SendOptions::default()
         };
-        if let Err(e) = client.send(&args.to, message.body, &options).await {
-            // Give it back at once rather than when its lease ends.
-            let _ = client.nack(&args.from, &[receipt], None).await;
-            return Err(e.into());
-        }
+        let sent = match client.send(&args.to, message.body, &options).await {
+            Ok(sent) => sent,
+            Err(e) => {
+                // Give it back at once rather than when its lease ends.
+                let _ = client.nack(&args.from, &[receipt], None).await;
+                return Err(e.into());
+            }
+        };
         let acked = client.ack(&args.from, &[receipt]).await?;
         if acked.failed > 0 {
             // The lease ended first: the message may be delivered again (and is
             // then moved again, stored once by its key within the window).
             eprintln!("message {}: moved, but its lease in {} had ended", message.id, args.from);
         }
-        moved += 1;
+        // A duplicate was moved before (its ack had not landed): count it once.
+        if !sent.duplicate {
+            moved += 1;
+        }
     }
     Ok(moved)
 }

@@ -332,6 +332,7 @@ fn move_takes_the_visible_messages_to_another_queue_in_order() {
     server.ok(&["send", "dlq", "four"]);
     assert!(server.fails(&["move", "dlq", "nowhere"]).contains("queue_not_found"));
     assert_eq!(server.depth("dlq"), (2, 1));
+    assert!(server.fails(&["move", "dlq", "dlq"]).contains("to itself"));
 }
 
 #[test]

@@ -19,7 +19,7 @@
 
 use super::keys::{self, QueueKeys};
 use super::reclaim::Grave;
-use super::slot::split_held;
+use super::slot::{decode, split_held, SlotState};
 use super::{Engine, Env, Error, QueueInfo, QueuePage, QueueStats, Result};
 use crate::model::{Millis, Name, QueueConfig};
 use crate::store::Store;
@@ -27,6 +27,10 @@ use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// Finished slots behind the head that deleting a queue `if_empty` sweeps per
+/// partition, rather than refusing until a scan has (`drained`).
+const DRAIN_CHECK: u64 = 256;
 
 /// Most list entries one listing call reads before returning a cursor.
 const LIST_SCAN: u64 = 1000;
@@ -365,18 +369,35 @@ impl<S: Store, E: Env> Engine<S, E> {
     }
 
     /// Whether no partition of `queue` holds a message: none ahead of its head
-    /// (`head >= tail`) and every slot up to the head finished and swept (the
-    /// low-water mark past the head), so none leased, deferred or delayed.
-    /// Three store calls per partition.
+    /// (`head >= tail`) and every slot up to the head finished (none leased,
+    /// deferred or delayed). Slots finished away from the low-water mark wait
+    /// for a scan to sweep them; up to [`DRAIN_CHECK`] of them are read and swept
+    /// here. Three store calls per partition, five more for one that needs it.
     async fn drained(&self, queue: &Queue) -> Result<bool> {
         for p in 0..queue.meta.config.partitions {
             let ring = queue.keys.ring(p);
             let head = self.store.increment(&ring.head(), 0).await?.max(0) as u64;
-            if self.store.increment(&ring.tail(), 0).await?.max(0) as u64 > head
-                || self.low(&ring).await? <= head
-            {
+            if self.store.increment(&ring.tail(), 0).await?.max(0) as u64 > head {
                 return Ok(false);
             }
+            let low = self.low(&ring).await?;
+            if low > head {
+                continue;
+            }
+            if head - low >= DRAIN_CHECK {
+                return Ok(false);
+            }
+            let keys: Vec<String> = (low..=head).map(|i| ring.slot(i).state()).collect();
+            let mut run = Vec::new();
+            for (i, (key, raw)) in (low..).zip(keys.iter().zip(self.store.get_many(&keys).await?)) {
+                match raw.map(|raw| decode::<SlotState>(key, &raw)).transpose()? {
+                    Some(state @ (SlotState::Done { .. } | SlotState::Dead)) => {
+                        run.push((i, state))
+                    }
+                    _ => return Ok(false),
+                }
+            }
+            self.sweep(&ring, &run).await?;
         }
         Ok(true)
     }

@@ -263,15 +263,16 @@ pub(super) async fn browse<S: Store, E: Env>(
     let limit = limit.map_or(MAX_BROWSE, |l| l as usize);
     let mut out = Vec::new();
     let mut bytes = 0;
-    for p in lanes {
-        // Past the engine's answer size, the partitions left are not read: the
-        // client asks again from where it got.
-        if bytes >= MAX_ANSWER_BYTES {
-            break;
+    'lanes: for p in lanes {
+        for m in browse_lane(cx, q, p, order, since, limit).await? {
+            // Past the engine's answer size the rest is left out, as a short
+            // page: the client asks again from where it got.
+            if bytes >= MAX_ANSWER_BYTES {
+                break 'lanes;
+            }
+            bytes += m.body.len();
+            out.push(Rendered::from(&m));
         }
-        let found = browse_lane(cx, q, p, order, since, limit).await?;
-        bytes += found.iter().map(|m| m.body.len()).sum::<usize>();
-        out.extend(found.iter().map(Rendered::from));
     }
     Ok(listing(out))
 }

@@ -100,6 +100,24 @@ async fn read_reply(conn: &mut TcpStream) -> Reply {
     Reply { head, body }
 }
 
+/// Sends the head of `request_line` with a 2-byte body to come and
+/// `Expect: 100-continue`, and reads the "100 Continue" that proves the server
+/// is inside the request (reading its body).
+async fn send_head_until_continue(conn: &mut TcpStream, request_line: &str) {
+    let head = format!(
+        "{request_line} HTTP/1.1\r\nHost: edgeq\r\nContent-Length: 2\r\n\
+         Expect: 100-continue\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut interim = Vec::new();
+    while !interim.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        assert_eq!(conn.read(&mut byte).await.unwrap(), 1, "closed early");
+        interim.push(byte[0]);
+    }
+    assert!(interim.starts_with(b"HTTP/1.1 100"), "{interim:?}");
+}
+
 async fn exchange(addr: SocketAddr, request: &str) -> Reply {
     let mut conn = TcpStream::connect(addr).await.unwrap();
     conn.write_all(request.as_bytes()).await.unwrap();
@@ -159,19 +177,7 @@ async fn shutdown_lets_an_in_flight_request_finish() {
     read_reply(&mut conn).await.status();
     // A request that waits for its body: "100 Continue" proves the server is inside
     // it (reading the body). Then shutdown, then the body: it is still answered.
-    conn.write_all(
-        b"POST /v1/queues HTTP/1.1\r\nHost: edgeq\r\nContent-Length: 2\r\n\
-          Expect: 100-continue\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let mut interim = Vec::new();
-    while !interim.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8];
-        assert_eq!(conn.read(&mut byte).await.unwrap(), 1, "closed early");
-        interim.push(byte[0]);
-    }
-    assert!(interim.starts_with(b"HTTP/1.1 100"), "{interim:?}");
+    send_head_until_continue(&mut conn, "POST /v1/queues").await;
     let Server { stop, task, .. } = server;
     stop.send(true).unwrap();
     conn.write_all(b"{}").await.unwrap();
@@ -192,19 +198,7 @@ async fn shutdown_answers_a_long_poll_in_flight() {
     // "100 Continue" proves the server is inside the request; after the stop, its
     // body arrives and the poll looks at the queue once and answers like an
     // empty poll.
-    conn.write_all(
-        b"POST /v1/queues/lp/receive?wait=20 HTTP/1.1\r\nHost: edgeq\r\n\
-          Content-Length: 2\r\nExpect: 100-continue\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let mut interim = Vec::new();
-    while !interim.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8];
-        assert_eq!(conn.read(&mut byte).await.unwrap(), 1, "closed early");
-        interim.push(byte[0]);
-    }
-    assert!(interim.starts_with(b"HTTP/1.1 100"), "{interim:?}");
+    send_head_until_continue(&mut conn, "POST /v1/queues/lp/receive?wait=20").await;
     let Server { stop, task, .. } = server;
     stop.send(true).unwrap();
     conn.write_all(b"{}").await.unwrap();

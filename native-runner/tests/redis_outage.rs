@@ -17,18 +17,13 @@
 //! Nothing asserts on timing: [`HANG_GUARD`] only stops a hung test, and the time
 //! each outage request took is printed next to the store's `RESPONSE_TIMEOUT`.
 
-use edgeq::api::{Api, ApiConfig};
-use edgeq::engine::Engine;
 use edgeq_native::redis_store::{DEFAULT_CONNECTIONS, RESPONSE_TIMEOUT};
-use edgeq_native::testing::RedisServer;
-use edgeq_native::{serve, NativeStore, StoreSpec, SystemEnv};
+use edgeq_native::testing::{InProcessServer, RedisServer};
+use edgeq_native::StoreSpec;
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::Value;
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Guards against a hung test (and each request against a hung server) only.
 const HANG_GUARD: Duration = Duration::from_secs(120);
@@ -46,43 +41,10 @@ const WARM_READS: usize = 2 * DEFAULT_CONNECTIONS;
 const OUTAGE_PAUSE: Duration = Duration::from_secs(3);
 const QUEUE: &str = "outage";
 
-/// A native server in this process, on a Redis store.
-struct Server {
-    base: String,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
-}
-
-impl Server {
-    /// Starts it as `edgeq serve --store URL` does (the store answers first).
-    async fn start(url: &str) -> Self {
-        let store = NativeStore::open(&StoreSpec::Redis(url.to_owned())).expect("open the store");
-        store.check().await.expect("Redis answers at startup");
-        let api =
-            Arc::new(Api::new(Engine::new(store, SystemEnv::default()), ApiConfig::default()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-        let base = format!("http://{}", listener.local_addr().expect("local address"));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, api, async move {
-            let _ = stopped.await;
-        }));
-        Server { base, stop, task }
-    }
-
-    /// Asserts the server is still serving (its accept loop neither failed nor
-    /// panicked).
-    fn assert_running(&self, when: &str) {
-        assert!(!self.task.is_finished(), "the server stopped {when}");
-    }
-
-    /// Stops it gracefully and checks that `serve` returned `Ok`.
-    async fn shutdown(self) {
-        self.stop.send(()).expect("the server is running");
-        let result = tokio::time::timeout(HANG_GUARD, self.task)
-            .await
-            .expect("serve did not return after shutdown");
-        result.expect("the server task panicked").expect("serve failed");
-    }
+/// Asserts the server is still serving (its accept loop neither failed nor
+/// panicked).
+fn assert_running(server: &InProcessServer, when: &str) {
+    assert!(!server.task.is_finished(), "the server stopped {when}");
 }
 
 /// One answer, read whole.
@@ -205,8 +167,9 @@ async fn a_redis_outage_answers_503_then_the_same_server_serves_every_acknowledg
 
 async fn outage() {
     let mut redis = RedisServer::start_persistent();
-    let server = Server::start(&redis.url()).await;
-    let http = Http::new(&server.base);
+    // As `edgeq serve --store URL` starts (the store answers first).
+    let server = InProcessServer::start(&StoreSpec::Redis(redis.url())).await;
+    let http = Http::new(&server.url());
 
     // Before: a queue and BEFORE messages, each acknowledged with 201.
     http.create_queue().await;
@@ -234,7 +197,7 @@ async fn outage() {
         for reply in [&push, &pop, &info, &health] {
             slowest = slowest.max(reply.took);
         }
-        server.assert_running("during the outage");
+        assert_running(&server, "during the outage");
         if round == 0 {
             println!("a send during the outage answered: {}", push.text());
         }
@@ -253,7 +216,7 @@ async fn outage() {
     // Redis comes back on the same port and directory, with its append-only file.
     tokio::task::block_in_place(|| redis.restart());
     println!("redis-server restarted (pid {})", redis.pid().expect("redis-server runs"));
-    server.assert_running("after Redis came back");
+    assert_running(&server, "after Redis came back");
 
     // Every connection of the pool last failed to reconnect while Redis was down;
     // the first call on each finds that failure and tries again. Reads first (they
@@ -292,6 +255,6 @@ async fn outage() {
     assert_eq!(popped, sent, "popped (id, body) vs acknowledged sends");
     println!("popped all {} acknowledged messages, in order, none twice", popped.len());
 
-    server.assert_running("at the end");
+    assert_running(&server, "at the end");
     server.shutdown().await;
 }

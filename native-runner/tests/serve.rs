@@ -7,52 +7,20 @@
 //! (or `--root-dialect`) serves its dialect at `/`. Queue behaviour as such is
 //! the workspace's black-box conformance suite's job.
 
-use edgeq::api::{Api, ApiConfig};
-use edgeq::engine::Engine;
-use edgeq_native::testing::EdgeqProcess;
-use edgeq_native::{serve, NativeStore, StoreSpec, SystemEnv};
+use edgeq_native::testing::{EdgeqProcess, InProcessServer};
+use edgeq_native::StoreSpec;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::net::TcpStream;
 
 /// Guards against a hung test only; nothing asserts on how long anything takes.
 const HANG_GUARD: Duration = Duration::from_secs(60);
 
-struct Server {
-    addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<std::io::Result<()>>,
-}
-
-impl Server {
-    /// A server whose stop signal reaches its environment too, as `edgeq serve`'s.
-    async fn start() -> Self {
-        let store = NativeStore::open(&StoreSpec::Memory).unwrap();
-        let (stop, stopped) = watch::channel(false);
-        let env = SystemEnv::stopped_by(stopped.clone());
-        let api = Arc::new(Api::new(Engine::new(store, env), ApiConfig::default()));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(serve(listener, api, async move {
-            let mut stopped = stopped;
-            let _ = stopped.wait_for(|stop| *stop).await;
-        }));
-        Server { addr, stop, task }
-    }
-
-    /// Signals shutdown and waits for `serve` to return.
-    async fn shutdown(self) {
-        self.stop.send(true).unwrap();
-        let result = tokio::time::timeout(HANG_GUARD, self.task)
-            .await
-            .expect("serve did not return after shutdown");
-        result.unwrap().unwrap();
-    }
+/// A server in this process, on the memory store.
+async fn start_in_process() -> InProcessServer {
+    InProcessServer::start(&StoreSpec::Memory).await
 }
 
 /// One response: the head (status line and headers) and the body.
@@ -126,7 +94,7 @@ async fn exchange(addr: SocketAddr, request: &str) -> Reply {
 
 #[tokio::test]
 async fn healthz_answers_and_shutdown_completes() {
-    let server = Server::start().await;
+    let server = start_in_process().await;
     let reply =
         exchange(server.addr, "GET /healthz HTTP/1.1\r\nHost: edgeq\r\nConnection: close\r\n\r\n")
             .await;
@@ -137,7 +105,7 @@ async fn healthz_answers_and_shutdown_completes() {
 
 #[tokio::test]
 async fn oversized_bodies_are_refused_before_they_are_sent() {
-    let server = Server::start().await;
+    let server = start_in_process().await;
     // Only the head is sent: the server must answer without waiting for the body.
     for (path, len) in [("/healthz", 5 << 20), ("/v1/queues/q/messages", 1 << 30)] {
         let reply = exchange(
@@ -157,7 +125,7 @@ async fn oversized_bodies_are_refused_before_they_are_sent() {
 
 #[tokio::test]
 async fn shutdown_closes_idle_keep_alive_connections() {
-    let server = Server::start().await;
+    let server = start_in_process().await;
     let mut conn = TcpStream::connect(server.addr).await.unwrap();
     conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: edgeq\r\n\r\n").await.unwrap();
     read_reply(&mut conn).await.status();
@@ -170,7 +138,7 @@ async fn shutdown_closes_idle_keep_alive_connections() {
 
 #[tokio::test]
 async fn shutdown_lets_an_in_flight_request_finish() {
-    let server = Server::start().await;
+    let server = start_in_process().await;
     let mut conn = TcpStream::connect(server.addr).await.unwrap();
     // A first exchange proves the connection was accepted.
     conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: edgeq\r\n\r\n").await.unwrap();
@@ -178,7 +146,7 @@ async fn shutdown_lets_an_in_flight_request_finish() {
     // A request that waits for its body: "100 Continue" proves the server is inside
     // it (reading the body). Then shutdown, then the body: it is still answered.
     send_head_until_continue(&mut conn, "POST /v1/queues").await;
-    let Server { stop, task, .. } = server;
+    let InProcessServer { stop, task, .. } = server;
     stop.send(true).unwrap();
     conn.write_all(b"{}").await.unwrap();
     let status = read_reply(&mut conn).await.status();
@@ -189,7 +157,7 @@ async fn shutdown_lets_an_in_flight_request_finish() {
 
 #[tokio::test]
 async fn shutdown_answers_a_long_poll_in_flight() {
-    let server = Server::start().await;
+    let server = start_in_process().await;
     let mut conn = TcpStream::connect(server.addr).await.unwrap();
     conn.write_all(b"PUT /v1/queues/lp HTTP/1.1\r\nHost: edgeq\r\nContent-Length: 0\r\n\r\n")
         .await
@@ -199,7 +167,7 @@ async fn shutdown_answers_a_long_poll_in_flight() {
     // body arrives and the poll looks at the queue once and answers like an
     // empty poll.
     send_head_until_continue(&mut conn, "POST /v1/queues/lp/receive?wait=20").await;
-    let Server { stop, task, .. } = server;
+    let InProcessServer { stop, task, .. } = server;
     stop.send(true).unwrap();
     conn.write_all(b"{}").await.unwrap();
     // Not a measure of speed: an answer only after the poll's own 20 s is the

@@ -3,14 +3,17 @@
 //!
 //! - [`RedisServer`]: a private `redis-server` per test.
 //! - [`EdgeqProcess`]: an `edgeq serve` child process, once it listens.
+//! - [`InProcessServer`]: `serve` in the test's process, over any store.
 //! - [`temp_dir`]: a fresh temporary directory.
 //! - [`increment_from_tasks`], [`refuses_oversized_keys_and_values`] and
 //!   [`get_many_keeps_order_and_delete_many_deletes_all`]: parts of the store
 //!   contract every native store's tests check the same way.
 
+mod in_process;
 mod process;
 mod redis;
 
+pub use in_process::InProcessServer;
 pub use process::EdgeqProcess;
 pub use redis::{RedisServer, REDIS_SERVER_ENV};
 

@@ -1,22 +1,25 @@
 //! The in-memory reference store: `HashMap`s behind std `Mutex`es.
 //!
-//! Keys are grouped by parent, the key up to its last `/`: a map from parent
-//! to the few leaves under it (`m`, `s`, `c`, `r0`, … of one slot; `h`, `t`,
-//! `lo` of one ring). The engine touches most keys of a slot, or of a ring,
-//! together, so one hash lookup brings all of them into cache; with a key per
-//! map entry, every key of a slot deep in a backlog was a separate trip to
-//! memory. Measured on this project's 2-core machine (a scratch loop, 1,000,000
-//! messages of 128 bytes queued, `Engine::pop` one at a time): 3.75 → 2.15 µs
-//! a pop and 3.21 → 1.27 µs a send on one thread, 7.3 → 5.9 and 4.2 → 1.9 µs
-//! of CPU on two; over HTTP (`benches/http.sh`) pop went from 0.48 to 0.60 of
-//! `/healthz`, and 1M queued from 0.74 to 1.04 of an empty queue.
+//! Keys are grouped by parent, the key up to and with its last `/` (the empty
+//! parent for a key without one): a map from parent to a small map of the
+//! leaves under it (`m`, `s`, `c`, `r0`, … of one slot; `h`, `t`, `lo` of one
+//! ring; but every idempotency key of a queue too, hence a map and not a list).
+//! The engine touches most keys of a slot, or of a ring, together, so one
+//! lookup of the parent brings all of them into cache; with a key per map
+//! entry, every key of a slot deep in a backlog was a separate trip to memory.
+//! Measured on this project's 2-core machine (a scratch loop, 1,000,000
+//! messages of 128 bytes queued, `Engine::pop` one at a time): 3.75 → 2.45 µs
+//! a pop and 3.21 → 1.67 µs a send on one thread, 7.3 → 5.9 and 4.2 → 1.9 µs
+//! of CPU on two; over HTTP (`benches/http.sh`) pop went from 0.48 to 0.55 of
+//! `/healthz`, and 1M queued from 0.74 to 1.01 of an empty queue (figures in
+//! `benches/README.md`).
 //!
 //! Parents are spread over 256 shards by hash, so concurrent callers rarely
 //! wait on each other and a growing map rehashes one small shard at a time
 //! instead of stopping every caller while millions of keys move: the slowest of
-//! 8,000,000 increments of new keys (one thread, a scratch loop) took 133-209
-//! ms with 16 shards, 37 ms with 64 and 5-11 ms with 256, the whole loop no
-//! slower. Hashing is foldhash (seeded per store), several times cheaper than
+//! 8,000,000 increments of new keys (one thread, a scratch loop, when each key
+//! was its own entry) took 133-209 ms with 16 shards, 37 ms with 64 and 5-11 ms
+//! with 256, the whole loop no slower. Hashing is foldhash (seeded per store), several times cheaper than
 //! SipHash on short keys; an existing key is updated in place, without
 //! allocating a new key, and reading a missing counter (`increment(k, 0)`)
 //! creates nothing. The locks are std `Mutex`es, not tokio's: each is held for
@@ -40,9 +43,10 @@ enum Entry {
     Counter(i64),
 }
 
-/// The keys under one parent (`a/b/` for `a/b/m`): their leaves and entries,
-/// few enough (a slot has about a dozen at most) to search in order.
-type Group = Vec<(Box<str>, Entry)>;
+/// The keys under one parent (`a/b/` for `a/b/m`), by leaf: a slot's dozen at
+/// most, but a queue's idempotency keys or a namespace's queues are as many as
+/// there are, so a map and not a list.
+type Group = HashMap<Box<str>, Entry, RandomState>;
 
 /// One shard: groups by parent.
 type Map = HashMap<Box<str>, Group, RandomState>;
@@ -74,7 +78,7 @@ impl MemoryStore {
 
     /// How many keys are held (values and counters).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).values().map(Vec::len).sum::<usize>()).sum()
+        self.shards.iter().map(|s| lock(s).values().map(HashMap::len).sum::<usize>()).sum()
     }
 
     /// Whether no key is held.
@@ -91,7 +95,7 @@ impl MemoryStore {
                 lock(s)
                     .iter()
                     .flat_map(|(parent, group)| {
-                        group.iter().map(move |(leaf, _)| format!("{parent}{leaf}"))
+                        group.keys().map(move |leaf| format!("{parent}{leaf}"))
                     })
                     .collect::<Vec<_>>()
             })
@@ -109,10 +113,10 @@ impl MemoryStore {
     fn get_now(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
         let (parent, leaf) = split(key);
         let map = self.lock(parent);
-        match map.get(parent).and_then(|group| group.iter().find(|(l, _)| **l == *leaf)) {
+        match map.get(parent).and_then(|group| group.get(leaf)) {
             None => Ok(None),
-            Some((_, Entry::Value(v))) => Ok(Some(v.clone())),
-            Some((_, Entry::Counter(_))) => Err(StoreError::misuse("get", key)),
+            Some(Entry::Value(v)) => Ok(Some(v.clone())),
+            Some(Entry::Counter(_)) => Err(StoreError::misuse("get", key)),
         }
     }
 
@@ -127,7 +131,7 @@ impl MemoryStore {
         let (parent, leaf) = split(key);
         let mut map = self.lock(parent);
         if let Some(group) = map.get_mut(parent) {
-            if let Some((_, entry)) = group.iter_mut().find(|(l, _)| **l == *leaf) {
+            if let Some(entry) = group.get_mut(leaf) {
                 return f(Some(entry)).map(|(answer, _)| answer);
             }
             let (answer, new) = f(None)?;
@@ -136,7 +140,7 @@ impl MemoryStore {
         }
         let (answer, new) = f(None)?;
         if let Some(entry) = new {
-            map.insert(parent.into(), vec![(leaf.into(), entry)]);
+            map.insert(parent.into(), Group::from_iter([(leaf.into(), entry)]));
         }
         Ok(answer)
     }
@@ -145,11 +149,8 @@ impl MemoryStore {
         let (parent, leaf) = split(key);
         let mut map = self.lock(parent);
         let Some(group) = map.get_mut(parent) else { return };
-        if let Some(i) = group.iter().position(|(l, _)| **l == *leaf) {
-            group.swap_remove(i);
-            if group.is_empty() {
-                map.remove(parent);
-            }
+        if group.remove(leaf).is_some() && group.is_empty() {
+            map.remove(parent);
         }
     }
 
@@ -183,8 +184,9 @@ impl MemoryStore {
 }
 
 fn lock<M>(shard: &Mutex<M>) -> MutexGuard<'_, M> {
-    // A panic while holding the lock cannot leave the map half-updated (every
-    // critical section is a single map call), so a poisoned lock is still usable.
+    // Nothing under the lock panics (allocation failure aborts), and every step
+    // leaves the maps whole, at worst with an empty group: a poisoned lock is
+    // still usable.
     shard.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -260,6 +262,25 @@ mod tests {
                 sorted
             });
             s.delete_many(&keys.map(String::from)).await.unwrap();
+            assert!(s.is_empty());
+        });
+    }
+
+    #[test]
+    fn a_parent_holds_any_number_of_leaves() {
+        // Idempotency keys all share their queue's parent.
+        let s = MemoryStore::new();
+        let keys: Vec<String> = (0..10_000).map(|i| format!("ns/q/0/i/key-{i}")).collect();
+        block_on(async {
+            for (i, k) in keys.iter().enumerate() {
+                assert_eq!(s.increment(k, i as i64 + 1).await.unwrap(), i as i64 + 1);
+            }
+            assert_eq!(s.len(), keys.len());
+            assert_eq!(s.increment(&keys[4321], 0).await.unwrap(), 4322);
+            s.delete_many(&keys[..5_000]).await.unwrap();
+            assert_eq!(s.increment(&keys[4321], 0).await.unwrap(), 0);
+            assert_eq!(s.increment(&keys[5_000], 0).await.unwrap(), 5_001);
+            s.delete_many(&keys[5_000..]).await.unwrap();
             assert!(s.is_empty());
         });
     }

@@ -19,14 +19,14 @@
 //! instead of stopping every caller while millions of keys move: the slowest of
 //! 8,000,000 increments of new keys (one thread, a scratch loop, when each key
 //! was its own entry) took 133-209 ms with 16 shards, 37 ms with 64 and 5-11 ms
-//! with 256, the whole loop no slower. Hashing is foldhash (seeded per store), several times cheaper than
-//! SipHash on short keys; an existing key is updated in place, without
-//! allocating a new key, and reading a missing counter (`increment(k, 0)`)
-//! creates nothing. The locks are std `Mutex`es, not tokio's: each is held for
-//! one key's read or update and never across an `.await`, so it cannot block
-//! the runtime. The store also checks the contract the engine must keep: a
-//! counter read with `get` or a value incremented is an error, as it would
-//! corrupt a real Spin backend.
+//! with 256, the whole loop no slower. Hashing is foldhash (seeded per store
+//! and per group), several times cheaper than SipHash on short keys; an
+//! existing key is updated in place, without allocating a new key, and reading
+//! a missing counter (`increment(k, 0)`) creates nothing. The locks are std
+//! `Mutex`es, not tokio's: each is held for one key's read or update and never
+//! across an `.await`, so it cannot block the runtime. The store also checks
+//! the contract the engine must keep: a counter read with `get` or a value
+//! incremented is an error, as it would corrupt a real Spin backend.
 
 use super::{check_key, check_set, Store, StoreError, StoreResult};
 use foldhash::fast::RandomState;

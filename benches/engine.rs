@@ -10,6 +10,13 @@
 //! the yardstick of `benches/http.sh`: what a request adds to `/healthz` here is
 //! the part of its cost that the engine and the HTTP layer own, without the
 //! load tool, the kernel and the scheduler around it.
+//!
+//! A third table takes the memory store deep and shares it: pops from a queue
+//! 1,000,000 deep on one thread and on two (both popping the same queue, as the
+//! server's two workers do under `benches/http.sh`), and sends on two threads,
+//! each as CPU time per operation (wall time × threads / operations). The
+//! allocator is mimalloc, the native server's: with glibc's, two threads freeing
+//! what a third allocated wait on its arena's lock, which the server never sees.
 
 use bytes::Bytes;
 use edgeq::api::{Api, ApiConfig};
@@ -18,7 +25,11 @@ use edgeq::model::{Name, QueueConfig};
 use edgeq::store::{FaultPlan, FaultyStore, MemoryStore, Store};
 use futures::executor::block_on;
 use http::{Method, Request, StatusCode};
+use std::sync::Arc;
 use std::time::Instant;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn ops() -> usize {
     std::env::var("OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000)
@@ -94,6 +105,38 @@ fn requests(n: usize) -> [(&'static str, f64); 4] {
     ]
 }
 
+/// Runs `ops` calls of `f` spread over `threads` threads; returns CPU
+/// microseconds per call (wall time × threads / calls).
+fn threaded(threads: usize, ops: usize, f: impl Fn() + Sync) -> f64 {
+    let per = ops / threads;
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| (0..per).for_each(|_| f()));
+        }
+    });
+    start.elapsed().as_secs_f64() * 1e6 * threads as f64 / (per * threads) as f64
+}
+
+/// The third table: a deep queue, popped and sent to by one and two threads.
+fn deep(n: usize) -> [(&'static str, f64); 3] {
+    const DEPTH: usize = 1_000_000;
+    let e = Arc::new(Engine::new(MemoryStore::new(), ManualEnv::new(1_800_000_000_000, 1)));
+    let (ns, q) = (Name::new("ns").unwrap(), Name::new("q").unwrap());
+    block_on(e.put_queue(&ns, &q, QueueConfig::default())).unwrap();
+    for _ in 0..(DEPTH + n) / 1000 {
+        let sent = block_on(e.send(&ns, &q, (0..1000).map(|_| msg()).collect())).unwrap();
+        assert!(sent.iter().all(Result::is_ok));
+    }
+    let pop = || assert_eq!(block_on(e.pop(&ns, &q, 1)).unwrap().len(), 1);
+    let send = || drop(block_on(e.send(&ns, &q, vec![msg()])).unwrap().remove(0).unwrap());
+    [
+        ("pop, 1 thread", threaded(1, n / 2, pop)),
+        ("pop, 2 threads", threaded(2, n / 2, pop)),
+        ("send, 2 threads", threaded(2, n, send)),
+    ]
+}
+
 fn main() {
     let n = ops();
     let timing = Engine::new(MemoryStore::new(), ManualEnv::new(1_800_000_000_000, 1));
@@ -124,5 +167,9 @@ fn main() {
     println!("\n{:<12} {:>10}   (through Api::handle)", "request", "µs/req");
     for (name, us) in requests(n) {
         println!("{name:<12} {us:>10.2}");
+    }
+    println!("\n{:<16} {:>10}   (1,000,000 queued)", "operation", "CPU µs/op");
+    for (name, us) in deep(n) {
+        println!("{name:<16} {us:>10.2}");
     }
 }

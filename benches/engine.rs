@@ -129,7 +129,9 @@ fn deep(n: usize) -> [(&'static str, f64); 3] {
         assert!(sent.iter().all(Result::is_ok));
     }
     let pop = || assert_eq!(block_on(e.pop(&ns, &q, 1)).unwrap().len(), 1);
-    let send = || drop(block_on(e.send(&ns, &q, vec![msg()])).unwrap().remove(0).unwrap());
+    let send = || {
+        block_on(e.send(&ns, &q, vec![msg()])).unwrap().remove(0).unwrap();
+    };
     [
         ("pop, 1 thread", threaded(1, n / 2, pop)),
         ("pop, 2 threads", threaded(2, n / 2, pop)),

@@ -39,30 +39,35 @@ fn msg() -> NewMessage {
     NewMessage { body: Bytes::from(vec![b'x'; 128]), ..Default::default() }
 }
 
-/// Runs `f` `n` times; returns microseconds per call.
-fn timed(n: usize, mut f: impl FnMut()) -> f64 {
+/// Runs `ops` calls of `f` spread over `threads` threads; returns CPU
+/// microseconds per call (wall time × threads / calls: on one thread, the
+/// time a call takes).
+fn timed(threads: usize, ops: usize, f: impl Fn() + Sync) -> f64 {
+    let per = ops / threads;
     let start = Instant::now();
-    for _ in 0..n {
-        f();
-    }
-    start.elapsed().as_secs_f64() * 1e6 / n as f64
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| (0..per).for_each(|_| f()));
+        }
+    });
+    start.elapsed().as_secs_f64() * 1e6 * threads as f64 / (per * threads) as f64
 }
 
 fn phases<S: Store>(e: &Engine<S, ManualEnv>, n: usize) -> [(&'static str, f64); 4] {
     let (ns, q) = (Name::new("ns").unwrap(), Name::new("q").unwrap());
     block_on(e.put_queue(&ns, &q, QueueConfig::default())).unwrap();
-    let send = timed(n, || {
+    let send = timed(1, n, || {
         block_on(e.send(&ns, &q, vec![msg()])).unwrap().remove(0).unwrap();
     });
-    let pop = timed(n / 2, || {
+    let pop = timed(1, n / 2, || {
         assert_eq!(block_on(e.pop(&ns, &q, 1)).unwrap().len(), 1);
     });
     let opts = ReceiveOptions { count: 1, visibility_timeout: Some(30), partition: None };
-    let receive_ack = timed(n / 2, || {
+    let receive_ack = timed(1, n / 2, || {
         let m = block_on(e.receive(&ns, &q, opts)).unwrap().remove(0);
         block_on(e.ack(&ns, &q, &[m.receipt.unwrap()])).unwrap().remove(0).unwrap();
     });
-    let empty = timed(n, || {
+    let empty = timed(1, n, || {
         assert!(block_on(e.pop(&ns, &q, 1)).unwrap().is_empty());
     });
     [("send", send), ("pop", pop), ("receive+ack", receive_ack), ("empty pop", empty)]
@@ -89,7 +94,7 @@ fn requests(n: usize) -> [(&'static str, f64); 4] {
     }
     let body = Bytes::from(vec![b'm'; 128]);
     let timed_request = |method: Method, path: &str, body: &Bytes, want: StatusCode| {
-        timed(n, || assert_eq!(call(&method, path, body), want))
+        timed(1, n, || assert_eq!(call(&method, path, body), want))
     };
     [
         ("GET /healthz", timed_request(Method::GET, "/healthz", &none, StatusCode::OK)),
@@ -103,19 +108,6 @@ fn requests(n: usize) -> [(&'static str, f64); 4] {
             timed_request(Method::POST, "/v1/queues/empty/pop", &none, StatusCode::NO_CONTENT),
         ),
     ]
-}
-
-/// Runs `ops` calls of `f` spread over `threads` threads; returns CPU
-/// microseconds per call (wall time × threads / calls).
-fn threaded(threads: usize, ops: usize, f: impl Fn() + Sync) -> f64 {
-    let per = ops / threads;
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| (0..per).for_each(|_| f()));
-        }
-    });
-    start.elapsed().as_secs_f64() * 1e6 * threads as f64 / (per * threads) as f64
 }
 
 /// The third table: a deep queue, popped and sent to by one and two threads.
@@ -133,9 +125,9 @@ fn deep(n: usize) -> [(&'static str, f64); 3] {
         block_on(e.send(&ns, &q, vec![msg()])).unwrap().remove(0).unwrap();
     };
     [
-        ("pop, 1 thread", threaded(1, n / 2, pop)),
-        ("pop, 2 threads", threaded(2, n / 2, pop)),
-        ("send, 2 threads", threaded(2, n, send)),
+        ("pop, 1 thread", timed(1, n / 2, pop)),
+        ("pop, 2 threads", timed(2, n / 2, pop)),
+        ("send, 2 threads", timed(2, n, send)),
     ]
 }
 
